@@ -1,0 +1,32 @@
+"""Test settings: the production module with test-only overrides.
+
+The database and broker still come from ``DATABASE_URL`` / ``CELERY_BROKER_URL``
+(PostgreSQL and Redis in CI); without them the embedded SQLite default is used.
+"""
+
+import os
+import tempfile
+
+from django.core.management.utils import get_random_secret_key
+
+os.environ.setdefault("SECRET_KEY", get_random_secret_key())
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("PREFLAB_VAR_DIR", tempfile.mkdtemp(prefix="preflab-test-"))
+
+from config.settings import *  # noqa: E402,F403
+from config.settings import REST_FRAMEWORK  # noqa: E402
+
+DEBUG = False
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_THROTTLE_RATES": {"join": "1000/minute", "judgment_submit": "10000/minute"},
+}
