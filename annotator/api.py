@@ -1,0 +1,314 @@
+"""REST API: researchers (token or session auth) and raters (their session, CSRF-checked).
+
+Views parse input, call one service or selector and shape the output.
+"""
+
+from __future__ import annotations
+
+from django.http import FileResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from annotator import selectors, services
+from annotator.errors import DomainError, Forbidden
+from annotator.imports import Upload, items_import
+from annotator.models import Item, Judgment, Project, Rater, Task
+from annotator.permissions import project_for_member, rater_from_session
+from annotator.serializers import (
+    ConsentVersionSerializer,
+    InstructionVersionSerializer,
+    ItemSerializer,
+    JudgmentSerializer,
+    JudgmentSubmitSerializer,
+    ProjectCreateSerializer,
+    ProjectSerializer,
+    ProjectUpdateSerializer,
+    RaterJudgmentSerializer,
+    RaterSerializer,
+    TaskGenerateSerializer,
+    TaskSerializer,
+)
+
+
+def exception_handler(exc, context):
+    """Every refusal has the same shape: ``{"error": {"code", "message", "field"?}}``."""
+    if isinstance(exc, DomainError):
+        return Response(exc.as_dict(), status=exc.status)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict):
+        field, messages = next(iter(exc.detail.items()))
+        message = messages[0] if isinstance(messages, list) and messages else messages
+        if isinstance(message, dict):
+            message = next(iter(message.values()))
+        body = {"code": "invalid", "message": f"{field}: {message}", "field": field, "details": exc.detail}
+    else:
+        detail = exc.detail if hasattr(exc, "detail") else str(exc)
+        code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
+        body = {"code": code, "message": str(detail)}
+    response.data = {"error": body}
+    return response
+
+
+class ByIdCursor(CursorPagination):
+    ordering = "id"
+    page_size = 500
+    max_page_size = 5000
+    page_size_query_param = "page_size"
+
+
+# Researcher API ------------------------------------------------------------------------------------
+
+
+class ProjectListCreate(APIView):
+    @extend_schema(responses=ProjectSerializer(many=True))
+    def get(self, request):
+        projects = selectors.projects_for_user(user=request.user)
+        roles = dict(request.user.memberships.values_list("project_id", "role"))
+        return Response(ProjectSerializer(projects, many=True, context={"roles": roles}).data)
+
+    @extend_schema(request=ProjectCreateSerializer, responses={201: ProjectSerializer})
+    def post(self, request):
+        data = ProjectCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = services.project_create(owner=request.user, **data.validated_data)
+        return Response(ProjectSerializer(project, context={"roles": {project.pk: "researcher"}}).data, status=201)
+
+
+class ProjectDetail(APIView):
+    @extend_schema(responses=ProjectSerializer)
+    def get(self, request, slug):
+        project, role = project_for_member(request=request, slug=slug)
+        return Response(ProjectSerializer(project, context={"roles": {project.pk: role}}).data)
+
+    @extend_schema(request=ProjectUpdateSerializer, responses=ProjectSerializer)
+    def patch(self, request, slug):
+        project, role = project_for_member(request=request, slug=slug, write=True)
+        data = ProjectUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        project = services.project_update(project=project, **data.validated_data)
+        return Response(ProjectSerializer(project, context={"roles": {project.pk: role}}).data)
+
+
+class ItemListUpload(APIView):
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    @extend_schema(responses=ItemSerializer(many=True))
+    def get(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug)
+        paginator = ByIdCursor()
+        page = paginator.paginate_queryset(Item.objects.filter(project=project), request, view=self)
+        return paginator.get_paginated_response(ItemSerializer(page, many=True).data)
+
+    @extend_schema(
+        request={"multipart/form-data": inline_serializer("ItemUpload", {
+            "files": serializers.ListField(child=serializers.FileField()),
+            "manifest": serializers.FileField(required=False),
+        })},
+        responses={201: inline_serializer("ItemUploadReport", {
+            "created": serializers.IntegerField(), "already_present": serializers.ListField(),
+            "files": serializers.ListField()})},
+    )
+    def post(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug, write=True)
+        uploads = [Upload(name=f.name, stream=f, size=f.size) for f in request.FILES.getlist("files")]
+        manifest = request.FILES.get("manifest")
+        report = items_import(
+            project=project,
+            uploads=uploads,
+            manifest=Upload(name=manifest.name, stream=manifest, size=manifest.size) if manifest else None,
+        )
+        return Response(report.as_dict(), status=201)
+
+
+class ItemImage(APIView):
+    """An item's image, for members of its project."""
+
+    @extend_schema(responses={(200, "image/*"): bytes})
+    def get(self, request, slug, item_id):
+        project, _ = project_for_member(request=request, slug=slug)
+        item = get_object_or_404(Item, pk=item_id, project=project)
+        return FileResponse(item.image.open("rb"), content_type=f"image/{item.image_format.lower()}")
+
+
+class InstructionListCreate(APIView):
+    @extend_schema(responses=InstructionVersionSerializer(many=True))
+    def get(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug)
+        return Response(InstructionVersionSerializer(project.instruction_versions.all(), many=True).data)
+
+    @extend_schema(request=InstructionVersionSerializer, responses={201: InstructionVersionSerializer})
+    def post(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug, write=True)
+        data = InstructionVersionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = services.instruction_version_create(
+            project=project, text=data.validated_data["text"], created_by=request.user
+        )
+        return Response(InstructionVersionSerializer(version).data, status=201)
+
+
+class ConsentListCreate(APIView):
+    @extend_schema(responses=ConsentVersionSerializer(many=True))
+    def get(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug)
+        return Response(ConsentVersionSerializer(project.consent_versions.all(), many=True).data)
+
+    @extend_schema(request=ConsentVersionSerializer, responses={201: ConsentVersionSerializer})
+    def post(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug, write=True)
+        data = ConsentVersionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = services.consent_version_create(project=project, text=data.validated_data["text"])
+        return Response(ConsentVersionSerializer(version).data, status=201)
+
+
+class TaskList(APIView):
+    @extend_schema(responses=TaskSerializer(many=True))
+    def get(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug)
+        paginator = ByIdCursor()
+        page = paginator.paginate_queryset(Task.objects.filter(project=project), request, view=self)
+        return paginator.get_paginated_response(TaskSerializer(page, many=True).data)
+
+
+class TaskGenerate(APIView):
+    @extend_schema(request=TaskGenerateSerializer,
+                   responses={201: inline_serializer("TaskGenerateResult", {"created": serializers.IntegerField()})})
+    def post(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug, write=True)
+        data = TaskGenerateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        created = services.tasks_generate(project=project, **data.validated_data)
+        return Response({"created": created}, status=201)
+
+
+class JudgmentList(APIView):
+    @extend_schema(responses=JudgmentSerializer(many=True))
+    def get(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug)
+        paginator = ByIdCursor()
+        qs = Judgment.objects.filter(project=project).select_related("rater", "instruction_version")
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(JudgmentSerializer(page, many=True).data)
+
+
+class RaterList(APIView):
+    @extend_schema(responses=RaterSerializer(many=True))
+    def get(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug)
+        paginator = ByIdCursor()
+        qs = Rater.objects.filter(project=project).select_related("demographics", "consent_version")
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(RaterSerializer(page, many=True).data)
+
+
+class Progress(APIView):
+    @extend_schema(responses=inline_serializer("Progress", {
+        "n_items": serializers.IntegerField(), "n_tasks": serializers.IntegerField(),
+        "n_judgments": serializers.IntegerField(), "completion": serializers.FloatField()}))
+    def get(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug)
+        progress = selectors.project_progress(project=project)
+        return Response(progress.__dict__)
+
+
+# Rater API (anonymous raters identified by their session; CSRF enforced) ----------------------------
+
+
+class RaterThrottle(SimpleRateThrottle):
+    scope = "judgment_submit"
+
+    def get_cache_key(self, request, view):
+        rater = getattr(request, "rater", None)
+        ident = f"r{rater.pk}" if rater else self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class _RaterView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        reason = CsrfViewMiddleware(lambda r: None).process_view(request._request, None, (), {})
+        if reason is not None:
+            raise Forbidden("CSRF check failed: reload the page and try again.", code="csrf")
+        project = Project.objects.filter(slug=kwargs["slug"]).first()
+        rater = rater_from_session(request=request, project=project) if project else None
+        if rater is None:
+            raise Forbidden("Join this project first (use your invite or study link).", code="not_joined")
+        request.rater = rater
+
+
+def _task_payload(rater: Rater) -> dict:
+    step = selectors.rater_next_step(rater=rater)
+    if step != "task":
+        return {"status": "blocked", "step": step}
+    assignment = services.assignment_next(rater=rater)
+    progress = selectors.rater_progress(rater=rater)
+    if assignment is None:
+        services.rater_complete(rater=rater)
+        return {"status": "done", "progress": progress}
+    slug = rater.project.slug
+    return {
+        "status": "task",
+        "progress": progress,
+        "instruction_version": rater.acknowledged_instruction_id,
+        "assignment": {
+            "id": assignment.pk,
+            "kind": assignment.task.kind,
+            "prompt_left": assignment.left_item.prompt,
+            "prompt_right": assignment.right_item.prompt if assignment.right_item_id else None,
+            "left": {"image": f"/r/{slug}/image/{assignment.left_item_id}/",
+                     "width": assignment.left_item.width, "height": assignment.left_item.height},
+            "right": {"image": f"/r/{slug}/image/{assignment.right_item_id}/",
+                      "width": assignment.right_item.width, "height": assignment.right_item.height},
+            "flags": rater.project.pairwise_flags,
+        },
+    }
+
+
+class RaterNextTask(_RaterView):
+    @extend_schema(responses=inline_serializer("NextTask", {"status": serializers.CharField()}))
+    def get(self, request, slug):
+        return Response(_task_payload(request.rater))
+
+
+class RaterJudgmentSubmit(_RaterView):
+    throttle_classes = [RaterThrottle]
+
+    def check_throttles(self, request):
+        pass  # throttled after the rater is known, in initial()
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        super().check_throttles(request)
+
+    @extend_schema(request=JudgmentSubmitSerializer, responses={201: RaterJudgmentSerializer,
+                                                                  200: RaterJudgmentSerializer})
+    def post(self, request, slug):
+        data = JudgmentSubmitSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        judgment, created = services.judgment_create(
+            rater=request.rater,
+            assignment_id=v["assignment"],
+            choice=v["choice"],
+            idempotency_key=v["idempotency_key"],
+            instruction_version_id=v["instruction_version"],
+            response_time_ms=v["response_time_ms"],
+            flags=v["flags"],
+        )
+        return Response(RaterJudgmentSerializer(judgment).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

@@ -1,0 +1,17 @@
+from django.urls import path
+
+from annotator import api
+
+urlpatterns = [
+    path("projects/", api.ProjectListCreate.as_view(), name="api_projects"),
+    path("projects/<slug:slug>/", api.ProjectDetail.as_view(), name="api_project"),
+    path("projects/<slug:slug>/items/", api.ItemListUpload.as_view(), name="api_items"),
+    path("projects/<slug:slug>/items/<int:item_id>/image/", api.ItemImage.as_view(), name="api_item_image"),
+    path("projects/<slug:slug>/instructions/", api.InstructionListCreate.as_view(), name="api_instructions"),
+    path("projects/<slug:slug>/consent/", api.ConsentListCreate.as_view(), name="api_consent"),
+    path("projects/<slug:slug>/tasks/", api.TaskList.as_view(), name="api_tasks"),
+    path("projects/<slug:slug>/tasks/generate/", api.TaskGenerate.as_view(), name="api_tasks_generate"),
+    path("projects/<slug:slug>/judgments/", api.JudgmentList.as_view(), name="api_judgments"),
+    path("projects/<slug:slug>/raters/", api.RaterList.as_view(), name="api_raters"),
+    path("projects/<slug:slug>/progress/", api.Progress.as_view(), name="api_progress"),
+]

@@ -1,0 +1,315 @@
+"""Image import: single files, ZIP archives and CSV/JSONL manifests, all-or-nothing.
+
+Every file is checked before anything is stored: the archive for path traversal,
+links and decompression bombs; each image with Pillow against a format allow-list,
+a byte limit and a pixel limit, and decoded in full so that truncated or corrupt
+files are caught. If any file is bad, the upload is refused with every problem
+listed by file name and no item is created.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import posixpath
+import stat
+import struct
+import zipfile
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from PIL import Image, UnidentifiedImageError
+
+from annotator.errors import InvalidInput
+from annotator.models import Item, Project
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
+MAX_PROMPT_CHARS = 4000
+
+
+class UploadRejected(InvalidInput):
+    """An upload with one or more bad files. ``problems`` maps file name to reason."""
+
+    code = "upload_rejected"
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        shown = "; ".join(f"{name}: {reason}" for name, reason in problems[:20])
+        more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+        super().__init__(f"Nothing was imported. {shown}{more}", field="files")
+
+    def as_dict(self) -> dict:
+        body = super().as_dict()
+        body["error"]["problems"] = [{"file": n, "reason": r} for n, r in self.problems]
+        return body
+
+
+@dataclass
+class Upload:
+    """A file as received: its name and a readable binary stream."""
+
+    name: str
+    stream: BinaryIO
+    size: int
+
+
+@dataclass
+class _Candidate:
+    name: str
+    data: bytes
+    image_format: str = ""
+    width: int = 0
+    height: int = 0
+    sha256: str = ""
+    prompt: str = ""
+    source_model: str = ""
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    created: list[str]
+    already_present: list[str]
+
+    def as_dict(self) -> dict:
+        return {"created": len(self.created), "already_present": self.already_present, "files": self.created}
+
+
+def _limits() -> dict:
+    return settings.PREFLAB_UPLOAD
+
+
+def image_inspect(name: str, data: bytes) -> tuple[str, int, int]:
+    """Return ``(format, width, height)`` of a valid image, or raise ValueError with the reason."""
+    limits = _limits()
+    if len(data) > limits["MAX_FILE_BYTES"]:
+        raise ValueError(f"file is {len(data):,} bytes; the limit is {limits['MAX_FILE_BYTES']:,}")
+    if not data:
+        raise ValueError("file is empty")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt = img.format or ""
+            width, height = img.size
+            if fmt not in limits["FORMATS"]:
+                raise ValueError(f"format {fmt or 'unknown'} is not accepted (use {', '.join(limits['FORMATS'])})")
+            if width * height > limits["MAX_PIXELS"]:
+                raise ValueError(
+                    f"image is {width}×{height} = {width * height:,} pixels; the limit is {limits['MAX_PIXELS']:,}"
+                )
+            img.verify()
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+    except UnidentifiedImageError:
+        raise ValueError("not an image Pillow can read") from None
+    except Image.DecompressionBombError:
+        raise ValueError("image exceeds the pixel limit (decompression bomb guard)") from None
+    except (OSError, SyntaxError, struct.error) as exc:
+        raise ValueError(f"corrupt or truncated image ({exc.__class__.__name__})") from None
+    return fmt, width, height
+
+
+def _safe_member_name(name: str) -> str | None:
+    """The normalised member path, or None when it could escape the archive."""
+    if "\\" in name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return None
+    norm = posixpath.normpath(name)
+    if norm.startswith("..") or "/../" in f"/{norm}/" or norm in (".", ""):
+        return None
+    return norm
+
+
+def _read_zip(upload: Upload, problems: list[tuple[str, str]]) -> dict[str, bytes]:
+    limits = _limits()
+    out: dict[str, bytes] = {}
+    try:
+        archive = zipfile.ZipFile(upload.stream)
+    except zipfile.BadZipFile:
+        problems.append((upload.name, "not a valid ZIP archive"))
+        return out
+    with archive:
+        members = archive.infolist()
+        if len(members) > limits["MAX_ARCHIVE_MEMBERS"]:
+            problems.append((upload.name, f"has {len(members):,} entries; the limit is {limits['MAX_ARCHIVE_MEMBERS']:,}"))
+            return out
+        declared = sum(m.file_size for m in members)
+        if declared > limits["MAX_ARCHIVE_BYTES"]:
+            problems.append((upload.name, f"expands to {declared:,} bytes; the limit is {limits['MAX_ARCHIVE_BYTES']:,}"))
+            return out
+        for member in members:
+            label = f"{upload.name}:{member.filename}"
+            safe = _safe_member_name(member.filename)
+            if safe is None:
+                problems.append((label, "unsafe path in archive (absolute or '..')"))
+                continue
+            if member.is_dir():
+                continue
+            mode = member.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                problems.append((label, "symbolic links are not accepted"))
+                continue
+            base = posixpath.basename(safe)
+            if base.startswith(".") or safe.startswith("__MACOSX/"):
+                continue
+            if member.file_size > limits["MAX_FILE_BYTES"] * 4:
+                problems.append((label, f"expands to {member.file_size:,} bytes"))
+                continue
+            if member.compress_size and member.file_size / member.compress_size > limits["MAX_COMPRESSION_RATIO"]:
+                problems.append((label, "suspicious compression ratio (possible zip bomb)"))
+                continue
+            with archive.open(member) as fh:
+                data = fh.read(member.file_size + 1)
+            if len(data) != member.file_size:
+                problems.append((label, "size does not match the archive directory"))
+                continue
+            out[safe] = data
+    return out
+
+
+def _parse_manifest(name: str, data: bytes) -> list[dict]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError("manifest must be UTF-8 text") from None
+    rows: list[dict] = []
+    if name.lower().endswith(".jsonl"):
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"line {number} is not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"line {number} must be a JSON object")
+            rows.append(row)
+    else:
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames or "file" not in reader.fieldnames:
+            raise ValueError("a CSV manifest needs a header row with a 'file' column")
+        for row in reader:
+            extra = {k: v for k, v in row.items() if k not in ("file", "prompt", "model", "source_model", "metadata") and k}
+            metadata = row.get("metadata") or ""
+            try:
+                parsed = json.loads(metadata) if metadata.strip() else {}
+            except json.JSONDecodeError:
+                raise ValueError(f"row for {row.get('file')!r}: metadata is not valid JSON") from None
+            if not isinstance(parsed, dict):
+                raise ValueError(f"row for {row.get('file')!r}: metadata must be a JSON object")
+            rows.append({**row, "metadata": {**extra, **parsed}})
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row.get("file"), str) or not row["file"].strip():
+            raise ValueError(f"entry {number} has no 'file'")
+        if len(str(row.get("prompt") or "")) > MAX_PROMPT_CHARS:
+            raise ValueError(f"entry {number}: prompt is longer than {MAX_PROMPT_CHARS} characters")
+        if not isinstance(row.get("metadata", {}), dict):
+            raise ValueError(f"entry {number}: metadata must be an object")
+    return rows
+
+
+def items_import(*, project: Project, uploads: list[Upload], manifest: Upload | None = None) -> ImportReport:
+    """Validate every upload, then create all items in one transaction, or none."""
+    if not uploads:
+        raise InvalidInput("No files were uploaded.", field="files")
+    problems: list[tuple[str, str]] = []
+    files: dict[str, bytes] = {}
+    manifest_rows: list[dict] | None = None
+    manifest_source = manifest
+    for upload in uploads:
+        lower = upload.name.lower()
+        if lower.endswith(".zip"):
+            for member, data in _read_zip(upload, problems).items():
+                if posixpath.basename(member).lower() in MANIFEST_NAMES and manifest_source is None:
+                    manifest_source = Upload(name=member, stream=io.BytesIO(data), size=len(data))
+                    continue
+                files[member] = data
+        elif lower.endswith(MANIFEST_NAMES) and manifest_source is None:
+            manifest_source = upload
+        else:
+            if upload.size > _limits()["MAX_FILE_BYTES"]:
+                problems.append((upload.name, f"file is {upload.size:,} bytes; the limit is {_limits()['MAX_FILE_BYTES']:,}"))
+                continue
+            files[posixpath.basename(upload.name)] = upload.stream.read()
+    if manifest_source is not None:
+        try:
+            manifest_rows = _parse_manifest(manifest_source.name, manifest_source.stream.read())
+        except ValueError as exc:
+            problems.append((manifest_source.name, str(exc)))
+
+    candidates: dict[str, _Candidate] = {}
+    for name, data in files.items():
+        if not name.lower().endswith(IMAGE_SUFFIXES):
+            problems.append((name, "not an image file name (expected .png, .jpg, .jpeg, .webp or .gif)"))
+            continue
+        try:
+            fmt, width, height = image_inspect(name, data)
+        except ValueError as exc:
+            problems.append((name, str(exc)))
+            continue
+        candidates[name] = _Candidate(
+            name=name, data=data, image_format=fmt, width=width, height=height,
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
+
+    if manifest_rows is not None:
+        by_base: dict[str, list[str]] = {}
+        for name in files:
+            by_base.setdefault(posixpath.basename(name), []).append(name)
+        listed: set[str] = set()
+        for row in manifest_rows:
+            ref = row["file"].strip()
+            key = ref if ref in files else None
+            if key is None and len(by_base.get(posixpath.basename(ref), [])) == 1:
+                key = by_base[posixpath.basename(ref)][0]
+            if key is None:
+                problems.append((ref, "listed in the manifest but not uploaded"))
+                continue
+            listed.add(key)
+            if key in candidates:
+                cand = candidates[key]
+                cand.prompt = str(row.get("prompt") or "")
+                cand.source_model = str(row.get("model") or row.get("source_model") or "")[:200]
+                cand.metadata = row.get("metadata") or {}
+        for name in files:
+            if name not in listed:
+                problems.append((name, "uploaded but not listed in the manifest"))
+
+    seen: dict[str, str] = {}
+    for cand in candidates.values():
+        if cand.sha256 in seen:
+            problems.append((cand.name, f"same image as {seen[cand.sha256]}"))
+        seen.setdefault(cand.sha256, cand.name)
+    if problems:
+        raise UploadRejected(problems)
+
+    existing = set(Item.objects.filter(project=project, sha256__in=list(seen)).values_list("sha256", flat=True))
+    created: list[str] = []
+    present: list[str] = []
+    stored_paths: list[str] = []
+    try:
+        with transaction.atomic():
+            for cand in sorted(candidates.values(), key=lambda c: c.name):
+                if cand.sha256 in existing:
+                    present.append(cand.name)
+                    continue
+                item = Item(
+                    project=project, original_name=cand.name[:300], prompt=cand.prompt,
+                    source_model=cand.source_model, metadata=cand.metadata, width=cand.width,
+                    height=cand.height, image_format=cand.image_format, sha256=cand.sha256,
+                )
+                item.image.save(f"{cand.sha256}{item.extension}", ContentFile(cand.data), save=False)
+                stored_paths.append(item.image.name)
+                item.save()
+                created.append(cand.name)
+    except Exception:
+        from django.core.files.storage import default_storage
+
+        for path in stored_paths:
+            default_storage.delete(path)
+        raise
+    return ImportReport(created=created, already_present=present)

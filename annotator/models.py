@@ -1,0 +1,305 @@
+"""Projects, items, instructions, raters, tasks, assignments and judgments.
+
+Invariants live in the database: a judgment's idempotency key is unique, an
+assignment has at most one judgment, a rater sees a task at most once, an item's
+sha256 is unique within its project. Judgments are append-only: the app never
+updates or deletes them (on PostgreSQL a trigger refuses it; see migration 0002).
+"""
+
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+def _public_id() -> str:
+    return secrets.token_urlsafe(9)
+
+
+def _join_token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def _completion_code() -> str:
+    return secrets.token_hex(4).upper()
+
+
+class TaskKind(models.TextChoices):
+    PAIRWISE = "pairwise", "Pairwise comparison"
+
+
+class Project(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_projects")
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="projects", blank=True
+    )
+    overlap = models.PositiveSmallIntegerField(default=3, help_text="Judgments wanted per task.")
+    tasks_per_rater = models.PositiveIntegerField(
+        default=0, help_text="Stop a rater after this many tasks (0: until none are left)."
+    )
+    effective_radius = models.FloatField(default=0.05, help_text="Point radius as a fraction of image height.")
+    pairwise_flags = models.JSONField(default=list, blank=True, help_text='Optional flags, e.g. ["both bad"].')
+    completion_code = models.CharField(max_length=64, default=_completion_code)
+    completion_redirect_url = models.URLField(blank=True)
+    join_token = models.CharField(max_length=64, default=_join_token, unique=True)
+    is_open = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_positive"),
+            models.CheckConstraint(
+                condition=Q(effective_radius__gt=0) & Q(effective_radius__lte=1), name="project_radius_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    RESEARCHER = "researcher", "Researcher"
+    VIEWER = "viewer", "Viewer"
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.RESEARCHER)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique")]
+
+
+def _item_upload_to(instance: "Item", filename: str) -> str:
+    return f"items/{instance.project_id}/{instance.sha256[:2]}/{instance.sha256}{instance.extension}"
+
+
+class Item(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="items")
+    image = models.FileField(upload_to=_item_upload_to, max_length=300)
+    original_name = models.CharField(max_length=300)
+    prompt = models.TextField(blank=True)
+    source_model = models.CharField(max_length=200, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    image_format = models.CharField(max_length=8)
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "sha256"], name="item_sha256_unique_per_project")]
+        indexes = [models.Index(fields=["project", "prompt"], name="item_project_prompt")]
+
+    @property
+    def extension(self) -> str:
+        return {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "GIF": ".gif"}.get(self.image_format, "")
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class InstructionVersion(models.Model):
+    """Instructions as a rater saw them. Never edited: saving new text makes a new version."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="instruction_versions")
+    version = models.PositiveIntegerField()
+    text = models.TextField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    first_shown_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "version"], name="instruction_version_unique")]
+        ordering = ["project", "-version"]
+
+
+class ConsentVersion(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="consent_versions")
+    version = models.PositiveIntegerField()
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "version"], name="consent_version_unique")]
+        ordering = ["project", "-version"]
+
+
+class Rater(models.Model):
+    """A pseudonymous participant of one project. External ids are kept for payment reconciliation."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="raters")
+    public_id = models.CharField(max_length=24, unique=True, default=_public_id)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    source = models.CharField(max_length=16, default="invite")  # invite | prolific
+    prolific_pid = models.CharField(max_length=64, blank=True)
+    study_id = models.CharField(max_length=64, blank=True)
+    session_id = models.CharField(max_length=64, blank=True)
+    consent_version = models.ForeignKey(ConsentVersion, on_delete=models.PROTECT, null=True, blank=True)
+    consented_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_instruction = models.ForeignKey(
+        InstructionVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    n_judgments = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "prolific_pid"], condition=~Q(prolific_pid=""), name="rater_prolific_pid_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+PREFER_NOT = ("prefer_not", "Prefer not to say")
+
+
+class Demographics(models.Model):
+    """Who a rater is, self-reported. Every field is optional; '' means not answered."""
+
+    class AgeBand(models.TextChoices):
+        A18 = "18-24", "18–24"
+        A25 = "25-34", "25–34"
+        A35 = "35-44", "35–44"
+        A45 = "45-54", "45–54"
+        A55 = "55-64", "55–64"
+        A65 = "65+", "65 or over"
+        PREFER_NOT_TO_SAY = PREFER_NOT
+
+    class Gender(models.TextChoices):
+        WOMAN = "woman", "Woman"
+        MAN = "man", "Man"
+        NON_BINARY = "non_binary", "Non-binary"
+        SELF_DESCRIBED = "self_described", "Prefer to self-describe"
+        PREFER_NOT_TO_SAY = PREFER_NOT
+
+    class Expertise(models.TextChoices):
+        LAYPERSON = "layperson", "Layperson"
+        ARTIST = "artist", "Artist"
+        PHOTOGRAPHER = "photographer", "Photographer"
+        DESIGNER = "designer", "Designer"
+        ML = "ml_practitioner", "ML practitioner"
+        PREFER_NOT_TO_SAY = PREFER_NOT
+
+    class ColourVision(models.TextChoices):
+        TYPICAL = "typical", "Typical colour vision"
+        DEFICIENT = "deficient", "Colour vision deficiency"
+        UNSURE = "unsure", "Not sure"
+        PREFER_NOT_TO_SAY = PREFER_NOT
+
+    class Device(models.TextChoices):
+        DESKTOP = "desktop", "Desktop or laptop"
+        TABLET = "tablet", "Tablet"
+        PHONE = "phone", "Phone"
+        PREFER_NOT_TO_SAY = PREFER_NOT
+
+    rater = models.OneToOneField(Rater, on_delete=models.CASCADE, related_name="demographics")
+    country = models.CharField(max_length=64, blank=True, help_text="Country of residence, or prefer_not.")
+    languages = models.CharField(max_length=200, blank=True, help_text="Languages spoken fluently.")
+    age_band = models.CharField(max_length=16, choices=AgeBand.choices, blank=True)
+    gender = models.CharField(max_length=16, choices=Gender.choices, blank=True)
+    expertise = models.CharField(max_length=24, choices=Expertise.choices, blank=True)
+    colour_vision = models.CharField(max_length=16, choices=ColourVision.choices, blank=True)
+    device = models.CharField(max_length=16, choices=Device.choices, blank=True)
+    submitted_at = models.DateTimeField(auto_now_add=True)
+
+
+class Task(models.Model):
+    """Something to judge. Pairwise tasks store their pair with item_a.id < item_b.id."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="tasks")
+    kind = models.CharField(max_length=16, choices=TaskKind.choices, default=TaskKind.PAIRWISE)
+    item_a = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="+")
+    item_b = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="+", null=True, blank=True)
+    n_assigned = models.PositiveIntegerField(default=0, help_text="Assignments handed out (open or answered).")
+    n_judgments = models.PositiveIntegerField(default=0)
+    shuffle_key = models.PositiveIntegerField(default=0, help_text="Random tie-break for assignment order.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "kind", "item_a", "item_b"], name="task_unique_items",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="pairwise") | (Q(item_b__isnull=False) & Q(item_a__lt=F("item_b"))),
+                name="task_pairwise_ordered_distinct",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "kind", "n_assigned", "shuffle_key"], name="task_next_lookup"),
+        ]
+
+
+class AssignmentState(models.TextChoices):
+    OPEN = "open", "Open"
+    ANSWERED = "answered", "Answered"
+
+
+class Assignment(models.Model):
+    """A task handed to one rater, with the order it was shown in."""
+
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="assignments")
+    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="assignments")
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+")
+    left_item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="+")
+    right_item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="+", null=True)
+    state = models.CharField(max_length=16, choices=AssignmentState.choices, default=AssignmentState.OPEN)
+    shown_at = models.DateTimeField(auto_now_add=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["task", "rater"], name="assignment_once_per_rater"),
+            models.UniqueConstraint(
+                fields=["rater"], condition=Q(state="open"), name="assignment_one_open_per_rater"
+            ),
+        ]
+
+
+class Choice(models.TextChoices):
+    LEFT = "left", "Left"
+    RIGHT = "right", "Right"
+    TIE = "tie", "About the same"
+
+
+class Judgment(models.Model):
+    """One answer. Append-only: never updated or deleted by the app."""
+
+    idempotency_key = models.UUIDField(unique=True, default=uuid.uuid4)
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="judgments")
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="judgments")
+    assignment = models.OneToOneField(Assignment, on_delete=models.PROTECT, related_name="judgment")
+    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="judgments")
+    instruction_version = models.ForeignKey(InstructionVersion, on_delete=models.PROTECT, related_name="judgments")
+    left_item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="+")
+    right_item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="+", null=True)
+    choice = models.CharField(max_length=8, choices=Choice.choices, help_text="As pressed: screen side or tie.")
+    winner = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="+", null=True)
+    loser = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="+", null=True)
+    is_tie = models.BooleanField(default=False)
+    flags = models.JSONField(default=list, blank=True)
+    response_time_ms = models.PositiveIntegerField(null=True)
+    shown_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(is_tie=True) & Q(winner__isnull=True) & Q(loser__isnull=True))
+                | (Q(is_tie=False) & Q(winner__isnull=False) & Q(loser__isnull=False) & ~Q(winner=F("loser"))),
+                name="judgment_outcome_consistent",
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "id"], name="judgment_project_id")]

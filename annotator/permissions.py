@@ -1,0 +1,41 @@
+"""Who may do what: project membership for researchers, the session's rater for raters.
+
+Non-members get 404 (a project's existence is not disclosed); viewers who try to
+change something get 403.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from annotator import selectors
+from annotator.errors import Forbidden, NotFound
+from annotator.models import Project, Rater, Role
+
+SESSION_RATERS = "preflab_raters"
+
+
+def project_for_member(*, request: HttpRequest, slug: str, write: bool = False) -> tuple[Project, str]:
+    """The project if the user is a member (staff see all), else NotFound; Forbidden for viewer writes."""
+    project = Project.objects.filter(slug=slug).first()
+    role = selectors.project_role(project=project, user=request.user) if project else None
+    if project is None or role is None:
+        raise NotFound(f"No project '{slug}' that you are a member of.", field="project")
+    if write and role != Role.RESEARCHER:
+        raise Forbidden("Viewers cannot change this project; ask a researcher of the project.")
+    return project, role
+
+
+def rater_from_session(*, request: HttpRequest, project: Project) -> Rater | None:
+    rater_id = request.session.get(SESSION_RATERS, {}).get(str(project.pk))
+    if rater_id is None:
+        return None
+    return Rater.objects.select_related("project").filter(pk=rater_id, project=project).first()
+
+
+def rater_into_session(*, request: HttpRequest, rater: Rater) -> None:
+    raters = dict(request.session.get(SESSION_RATERS, {}))
+    if str(rater.project_id) not in raters:
+        request.session.cycle_key()
+    raters[str(rater.project_id)] = rater.pk
+    request.session[SESSION_RATERS] = raters

@@ -1,0 +1,158 @@
+"""The rater flow: join → consent → demographics → instructions → tasks → completion.
+
+Raters are anonymous: the session remembers which rater they are in each project.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
+
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+from rest_framework.throttling import SimpleRateThrottle
+
+from annotator import selectors, services
+from annotator.errors import DomainError
+from annotator.forms import DemographicsForm
+from annotator.models import Item, Project
+from annotator.permissions import rater_from_session, rater_into_session
+
+
+class JoinThrottle(SimpleRateThrottle):
+    scope = "join"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+def _rater_or_join(request: HttpRequest, slug: str):
+    project = get_object_or_404(Project, slug=slug)
+    rater = rater_from_session(request=request, project=project)
+    return project, rater
+
+
+def _error_page(request, message: str, status: int) -> HttpResponse:
+    return render(request, "rater/message.html", {"title": "Sorry", "message": message}, status=status)
+
+
+def join(request: HttpRequest, slug: str, token: str) -> HttpResponse:
+    project = Project.objects.filter(slug=slug, join_token=token).first()
+    if project is None:
+        return _error_page(request, "This link is not valid. Check the link you were given.", 404)
+    pid = request.GET.get("PROLIFIC_PID", "")
+    rater = rater_from_session(request=request, project=project)
+    if rater is None or (pid and rater.prolific_pid != pid):
+        throttle = JoinThrottle()
+        if not throttle.allow_request(request, None):
+            return _error_page(request, "Too many attempts to join from here; please wait a minute.", 429)
+        try:
+            rater, _ = services.rater_join(
+                project=project, prolific_pid=pid, study_id=request.GET.get("STUDY_ID", ""),
+                session_id=request.GET.get("SESSION_ID", ""),
+            )
+        except DomainError as exc:
+            return _error_page(request, exc.message, exc.status)
+        rater_into_session(request=request, rater=rater)
+    return redirect("rater:flow", slug=slug)
+
+
+def flow(request: HttpRequest, slug: str) -> HttpResponse:
+    project, rater = _rater_or_join(request, slug)
+    if rater is None:
+        return _error_page(request, "Please open the study link you were given to join.", 403)
+    return redirect(f"rater:{selectors.rater_next_step(rater=rater)}", slug=slug)
+
+
+@require_http_methods(["GET", "POST"])
+def consent(request: HttpRequest, slug: str) -> HttpResponse:
+    project, rater = _rater_or_join(request, slug)
+    if rater is None:
+        return _error_page(request, "Please open the study link you were given to join.", 403)
+    current = selectors.consent_current(project=project)
+    if current is None:
+        return redirect("rater:flow", slug=slug)
+    if request.method == "POST":
+        if request.POST.get("decision") != "agree":
+            return render(request, "rater/message.html", {
+                "title": "Thank you", "message": "You chose not to take part. You can close this page."})
+        try:
+            services.rater_consent(rater=rater, consent_version_id=int(request.POST.get("consent_version", 0)))
+        except (DomainError, ValueError):
+            return redirect("rater:consent", slug=slug)
+        return redirect("rater:flow", slug=slug)
+    return render(request, "rater/consent.html", {"project": project, "consent": current})
+
+
+@require_http_methods(["GET", "POST"])
+def demographics(request: HttpRequest, slug: str) -> HttpResponse:
+    project, rater = _rater_or_join(request, slug)
+    if rater is None:
+        return _error_page(request, "Please open the study link you were given to join.", 403)
+    form = DemographicsForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.demographics_submit(rater=rater, **form.cleaned_data)
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            return redirect("rater:flow", slug=slug)
+    return render(request, "rater/demographics.html", {"project": project, "form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def instructions(request: HttpRequest, slug: str) -> HttpResponse:
+    project, rater = _rater_or_join(request, slug)
+    if rater is None:
+        return _error_page(request, "Please open the study link you were given to join.", 403)
+    current = selectors.instruction_current(project=project)
+    if current is None:
+        return redirect("rater:flow", slug=slug)
+    error = None
+    if request.method == "POST":
+        if request.POST.get("acknowledge") != "yes":
+            error = "Please confirm that you have read the instructions."
+        else:
+            try:
+                services.rater_acknowledge_instructions(
+                    rater=rater, instruction_version_id=int(request.POST.get("instruction_version", 0)))
+            except (DomainError, ValueError):
+                return redirect("rater:instructions", slug=slug)
+            return redirect("rater:flow", slug=slug)
+    changed = rater.acknowledged_instruction_id is not None and rater.acknowledged_instruction_id != current.pk
+    return render(request, "rater/instructions.html", {
+        "project": project, "instruction": current, "changed": changed, "error": error})
+
+
+def task(request: HttpRequest, slug: str) -> HttpResponse:
+    project, rater = _rater_or_join(request, slug)
+    if rater is None:
+        return _error_page(request, "Please open the study link you were given to join.", 403)
+    step = selectors.rater_next_step(rater=rater)
+    if step != "task":
+        return redirect(f"rater:{step}", slug=slug)
+    return render(request, "rater/pairwise.html", {"project": project, "rater": rater})
+
+
+def done(request: HttpRequest, slug: str) -> HttpResponse:
+    project, rater = _rater_or_join(request, slug)
+    if rater is None:
+        return _error_page(request, "Please open the study link you were given to join.", 403)
+    if selectors.rater_next_step(rater=rater) != "task" or services.assignment_next(rater=rater) is not None:
+        return redirect("rater:flow", slug=slug)
+    services.rater_complete(rater=rater)
+    if project.completion_redirect_url:
+        parts = urlsplit(project.completion_redirect_url)
+        query = parse_qsl(parts.query) + [("cc", project.completion_code)]
+        return HttpResponseRedirect(urlunsplit(parts._replace(query=urlencode(query))))
+    return render(request, "rater/done.html", {"project": project, "rater": rater})
+
+
+def image(request: HttpRequest, slug: str, item_id: int) -> FileResponse:
+    project, rater = _rater_or_join(request, slug)
+    item = Item.objects.filter(pk=item_id, project=project).first() if rater else None
+    if item is None or not selectors.item_visible_to_rater(item=item, rater=rater):
+        raise Http404("No such image")
+    response = FileResponse(item.image.open("rb"), content_type=f"image/{item.image_format.lower()}")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

@@ -1,0 +1,147 @@
+"""Reads: queries the pages, API and services share. Nothing here writes."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import TruncDate
+
+from annotator.models import (
+    Assignment,
+    AssignmentState,
+    ConsentVersion,
+    InstructionVersion,
+    Item,
+    Judgment,
+    Membership,
+    Project,
+    Rater,
+    Role,
+    Task,
+)
+
+
+def instruction_current(*, project: Project) -> InstructionVersion | None:
+    return project.instruction_versions.order_by("-version").first()
+
+
+def consent_current(*, project: Project) -> ConsentVersion | None:
+    return project.consent_versions.order_by("-version").first()
+
+
+def projects_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
+    if user.is_staff:
+        return Project.objects.all().order_by("-created_at")
+    return Project.objects.filter(memberships__user=user).distinct().order_by("-created_at")
+
+
+def project_role(*, project: Project, user: AbstractBaseUser) -> str | None:
+    """The user's role in the project ('researcher' for staff), or None for non-members."""
+    if not user.is_authenticated:
+        return None
+    if user.is_staff:
+        return Role.RESEARCHER
+    return Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+
+
+def assignment_open(*, rater: Rater) -> Assignment | None:
+    return (
+        Assignment.objects.filter(rater=rater, state=AssignmentState.OPEN)
+        .select_related("task", "left_item", "right_item")
+        .first()
+    )
+
+
+def rater_next_step(*, rater: Rater) -> str:
+    """Where the rater's flow stands: consent, demographics, instructions, task or done."""
+    consent = consent_current(project=rater.project)
+    if consent is not None and rater.consent_version_id != consent.pk:
+        return "consent"
+    if not hasattr(rater, "demographics"):
+        return "demographics"
+    instructions = instruction_current(project=rater.project)
+    if instructions is not None and rater.acknowledged_instruction_id != instructions.pk:
+        return "instructions"
+    return "task"
+
+
+def rater_progress(*, rater: Rater) -> dict:
+    """How far the rater is: answered tasks and how many they may do at most."""
+    project = rater.project
+    if project.tasks_per_rater:
+        total = project.tasks_per_rater
+    else:
+        remaining = (
+            Task.objects.filter(project=project, n_assigned__lt=project.overlap)
+            .exclude(assignments__rater=rater)
+            .count()
+        )
+        open_now = 1 if assignment_open(rater=rater) else 0
+        total = rater.n_judgments + open_now + remaining
+    return {"done": rater.n_judgments, "total": max(total, rater.n_judgments)}
+
+
+def item_visible_to_rater(*, item: Item, rater: Rater) -> bool:
+    """Raters see an image only while it is part of one of their assignments."""
+    return Assignment.objects.filter(rater=rater, project_id=item.project_id).filter(
+        Q(left_item=item) | Q(right_item=item)
+    ).exists()
+
+
+@dataclass(frozen=True)
+class ProjectProgress:
+    n_items: int
+    n_tasks: int
+    n_judgments: int
+    n_raters: int
+    n_raters_completed: int
+    judgments_wanted: int
+    completion: float
+    median_response_ms: float | None
+    tasks_by_judgments: list[tuple[int, int]]
+    raters: list[dict]
+    judgments_per_day: list[tuple[str, int]]
+
+
+def project_progress(*, project: Project, rater_limit: int = 200) -> ProjectProgress:
+    tasks = Task.objects.filter(project=project)
+    n_tasks = tasks.count()
+    histogram = list(
+        tasks.values_list("n_judgments").annotate(n=Count("id")).order_by("n_judgments")
+    )
+    n_judgments = Judgment.objects.filter(project=project).count()
+    wanted = n_tasks * project.overlap
+    done_towards_goal = sum(min(k, project.overlap) * n for k, n in histogram)
+    times = list(
+        Judgment.objects.filter(project=project, response_time_ms__isnull=False)
+        .order_by("-id")
+        .values_list("response_time_ms", flat=True)[:20000]
+    )
+    raters = list(
+        Rater.objects.filter(project=project)
+        .order_by("-n_judgments", "created_at")
+        .values("public_id", "source", "n_judgments", "created_at", "completed_at")[:rater_limit]
+    )
+    per_day = list(
+        Judgment.objects.filter(project=project)
+        .annotate(day=TruncDate("submitted_at"))
+        .values_list("day")
+        .annotate(n=Count("id"))
+        .order_by("day")
+    )
+    return ProjectProgress(
+        n_items=Item.objects.filter(project=project).count(),
+        n_tasks=n_tasks,
+        n_judgments=n_judgments,
+        n_raters=Rater.objects.filter(project=project).count(),
+        n_raters_completed=Rater.objects.filter(project=project, completed_at__isnull=False).count(),
+        judgments_wanted=wanted,
+        completion=(done_towards_goal / wanted) if wanted else 0.0,
+        median_response_ms=statistics.median(times) if times else None,
+        tasks_by_judgments=[(k, n) for k, n in histogram],
+        raters=raters,
+        judgments_per_day=[(str(d), n) for d, n in per_day],
+    )

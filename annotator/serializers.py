@@ -1,0 +1,125 @@
+"""Input parsing and output shapes for the REST API. No business logic here."""
+
+from rest_framework import serializers
+
+from annotator.models import (
+    ConsentVersion,
+    Demographics,
+    InstructionVersion,
+    Item,
+    Judgment,
+    Project,
+    Rater,
+    Task,
+)
+
+class ProjectSerializer(serializers.ModelSerializer):
+    role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = ["slug", "name", "description", "overlap", "tasks_per_rater", "effective_radius",
+                  "pairwise_flags", "completion_code", "completion_redirect_url", "is_open", "created_at", "role"]
+        read_only_fields = ["created_at", "role", "effective_radius"]
+
+    def get_role(self, obj) -> str | None:
+        return self.context.get("roles", {}).get(obj.pk)
+
+class ProjectCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    slug = serializers.SlugField(max_length=64, required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    overlap = serializers.IntegerField(min_value=1, max_value=100, default=3)
+    tasks_per_rater = serializers.IntegerField(min_value=0, default=0)
+    completion_redirect_url = serializers.URLField(required=False, allow_blank=True, default="")
+
+class ProjectUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    overlap = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    tasks_per_rater = serializers.IntegerField(min_value=0, required=False)
+    completion_code = serializers.CharField(max_length=64, required=False)
+    completion_redirect_url = serializers.URLField(required=False, allow_blank=True)
+    is_open = serializers.BooleanField(required=False)
+    pairwise_flags = serializers.ListField(child=serializers.CharField(max_length=40), required=False)
+
+class ItemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Item
+        fields = ["id", "original_name", "prompt", "source_model", "metadata", "width", "height",
+                  "image_format", "sha256", "created_at"]
+
+class InstructionVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = InstructionVersion
+        fields = ["id", "version", "text", "created_at", "first_shown_at"]
+        read_only_fields = ["id", "version", "created_at", "first_shown_at"]
+
+class ConsentVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ConsentVersion
+        fields = ["id", "version", "text", "created_at"]
+        read_only_fields = ["id", "version", "created_at"]
+
+class TaskGenerateSerializer(serializers.Serializer):
+    strategy = serializers.ChoiceField(choices=["within_prompt", "random", "pairs"])
+    budget = serializers.IntegerField(min_value=1, required=False)
+    same_prompt = serializers.BooleanField(default=False)
+    pairs = serializers.ListField(
+        child=serializers.ListField(child=serializers.CharField(max_length=300), min_length=2, max_length=2),
+        required=False,
+    )
+    overlap = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    random_state = serializers.IntegerField(required=False, allow_null=True, default=None)
+
+    def validate(self, attrs):
+        if attrs["strategy"] == "random" and "budget" not in attrs:
+            raise serializers.ValidationError({"budget": "The random strategy needs a budget."})
+        if attrs["strategy"] == "pairs" and not attrs.get("pairs"):
+            raise serializers.ValidationError({"pairs": "The pairs strategy needs a list of pairs."})
+        return attrs
+
+class TaskSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Task
+        fields = ["id", "kind", "item_a", "item_b", "n_assigned", "n_judgments", "created_at"]
+
+class DemographicsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Demographics
+        fields = ["country", "languages", "age_band", "gender", "expertise", "colour_vision", "device"]
+
+class RaterSerializer(serializers.ModelSerializer):
+    demographics = DemographicsSerializer(read_only=True)
+    consent_version = serializers.IntegerField(source="consent_version.version", default=None, read_only=True)
+
+    class Meta:
+        model = Rater
+        fields = ["public_id", "source", "n_judgments", "created_at", "completed_at", "consent_version",
+                  "demographics"]
+
+class JudgmentSerializer(serializers.ModelSerializer):
+    rater = serializers.CharField(source="rater.public_id", read_only=True)
+    instruction_version = serializers.IntegerField(source="instruction_version.version", read_only=True)
+
+    class Meta:
+        model = Judgment
+        fields = ["id", "idempotency_key", "task", "assignment", "rater", "instruction_version", "left_item",
+                  "right_item", "choice", "winner", "loser", "is_tie", "flags", "response_time_ms", "shown_at",
+                  "submitted_at"]
+
+class JudgmentSubmitSerializer(serializers.Serializer):
+    assignment = serializers.IntegerField()
+    choice = serializers.CharField(max_length=16)
+    idempotency_key = serializers.CharField(max_length=64)
+    instruction_version = serializers.IntegerField()
+    response_time_ms = serializers.IntegerField(required=False, allow_null=True, default=None)
+    flags = serializers.ListField(child=serializers.CharField(max_length=40), required=False, default=list)
+
+class RaterJudgmentSerializer(serializers.ModelSerializer):
+    """What a rater gets back about their own answer: nothing about other raters."""
+
+    class Meta:
+        model = Judgment
+        fields = ["id", "idempotency_key", "assignment", "choice", "submitted_at"]
+

@@ -1,0 +1,492 @@
+"""Writes: every change to annotator data goes through a function here.
+
+Functions are keyword-only and named ``entity_action``. Each runs in one
+transaction, validates its input and raises a :mod:`annotator.errors` error that
+names the field at fault, so that nothing is ever stored partly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import secrets
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, Max, OuterRef
+from django.utils import timezone
+from django.utils.text import slugify
+
+from annotator import selectors
+from annotator.errors import Conflict, InvalidInput, NotFound
+from annotator.models import (
+    Assignment,
+    AssignmentState,
+    Choice,
+    ConsentVersion,
+    Demographics,
+    InstructionVersion,
+    Item,
+    Judgment,
+    Membership,
+    Project,
+    Rater,
+    Role,
+    Task,
+    TaskKind,
+)
+
+MAX_RESPONSE_TIME_MS = 24 * 3600 * 1000
+MAX_TASKS_PER_GENERATION = 1_000_000
+
+
+# Projects ------------------------------------------------------------------------------------------
+
+
+def project_create(
+    *,
+    owner: AbstractBaseUser,
+    name: str,
+    slug: str = "",
+    description: str = "",
+    overlap: int = 3,
+    tasks_per_rater: int = 0,
+    completion_redirect_url: str = "",
+) -> Project:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("A project needs a name.", field="name")
+    slug = slugify(slug or name)[:64]
+    if not slug:
+        raise InvalidInput("The slug must contain letters or digits.", field="slug")
+    _check_overlap(overlap)
+    if tasks_per_rater < 0:
+        raise InvalidInput("tasks_per_rater must be 0 (no limit) or more.", field="tasks_per_rater")
+    with transaction.atomic():
+        if Project.objects.filter(slug=slug).exists():
+            raise Conflict(f"A project with the slug '{slug}' already exists.", field="slug")
+        project = Project.objects.create(
+            owner=owner,
+            name=name,
+            slug=slug,
+            description=description,
+            overlap=overlap,
+            tasks_per_rater=tasks_per_rater,
+            completion_redirect_url=completion_redirect_url,
+        )
+        Membership.objects.create(project=project, user=owner, role=Role.RESEARCHER)
+    return project
+
+
+def project_update(*, project: Project, **fields) -> Project:
+    allowed = {"name", "description", "overlap", "tasks_per_rater", "completion_redirect_url", "is_open",
+               "pairwise_flags", "completion_code"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise InvalidInput(f"Unknown project field(s): {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
+    if "overlap" in fields:
+        _check_overlap(fields["overlap"])
+    if "pairwise_flags" in fields:
+        flags = fields["pairwise_flags"]
+        if not isinstance(flags, list) or not all(isinstance(f, str) and 0 < len(f) <= 40 for f in flags):
+            raise InvalidInput("pairwise_flags must be a list of short strings.", field="pairwise_flags")
+    for key, value in fields.items():
+        setattr(project, key, value)
+    project.save(update_fields=list(fields))
+    return project
+
+
+def _check_overlap(overlap: int) -> None:
+    if not isinstance(overlap, int) or not 1 <= overlap <= 100:
+        raise InvalidInput("overlap must be a whole number from 1 to 100.", field="overlap")
+
+
+def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+    if role not in Role.values:
+        raise InvalidInput(f"role must be one of {', '.join(Role.values)}.", field="role")
+    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+    return membership
+
+
+# Instructions and consent ----------------------------------------------------------------------------
+
+
+def instruction_version_create(*, project: Project, text: str, created_by: AbstractBaseUser | None) -> InstructionVersion:
+    """Store new instruction text as the next version. Earlier versions are never edited."""
+    text = (text or "").strip()
+    if not text:
+        raise InvalidInput("Instructions cannot be empty.", field="text")
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        latest = project.instruction_versions.aggregate(v=Max("version"))["v"] or 0
+        current = project.instruction_versions.filter(version=latest).first()
+        if current is not None and current.text == text:
+            return current
+        return InstructionVersion.objects.create(project=project, version=latest + 1, text=text, created_by=created_by)
+
+
+def consent_version_create(*, project: Project, text: str) -> ConsentVersion:
+    text = (text or "").strip()
+    if not text:
+        raise InvalidInput("Consent text cannot be empty.", field="text")
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        latest = project.consent_versions.aggregate(v=Max("version"))["v"] or 0
+        return ConsentVersion.objects.create(project=project, version=latest + 1, text=text)
+
+
+# Raters ----------------------------------------------------------------------------------------------
+
+
+def rater_join(
+    *, project: Project, prolific_pid: str = "", study_id: str = "", session_id: str = ""
+) -> tuple[Rater, bool]:
+    """A rater arrives. The same Prolific PID resumes its rater instead of creating another."""
+    if not project.is_open:
+        raise Conflict("This project is not accepting raters at the moment.", code="project_closed")
+    for name, value in (("PROLIFIC_PID", prolific_pid), ("STUDY_ID", study_id), ("SESSION_ID", session_id)):
+        if len(value) > 64 or not all(ch.isalnum() or ch in "-_" for ch in value):
+            raise InvalidInput(f"{name} must be at most 64 letters, digits, '-' or '_'.", field=name)
+    if prolific_pid:
+        existing = Rater.objects.filter(project=project, prolific_pid=prolific_pid).first()
+        if existing is not None:
+            return existing, False
+    try:
+        with transaction.atomic():
+            rater = Rater.objects.create(
+                project=project,
+                source="prolific" if prolific_pid else "invite",
+                prolific_pid=prolific_pid,
+                study_id=study_id,
+                session_id=session_id,
+            )
+    except IntegrityError:
+        # The same PID joined concurrently: resume the rater the other request created.
+        return Rater.objects.get(project=project, prolific_pid=prolific_pid), False
+    return rater, True
+
+
+def rater_consent(*, rater: Rater, consent_version_id: int) -> Rater:
+    current = selectors.consent_current(project=rater.project)
+    if current is None or current.pk != consent_version_id:
+        raise Conflict("The consent text changed; please read the current version.", field="consent_version")
+    rater.consent_version = current
+    rater.consented_at = timezone.now()
+    rater.save(update_fields=["consent_version", "consented_at"])
+    return rater
+
+
+DEMOGRAPHIC_FIELDS = ("country", "languages", "age_band", "gender", "expertise", "colour_vision", "device")
+
+
+def demographics_submit(*, rater: Rater, **answers: str) -> Demographics:
+    """Store self-reported demographics. Every field may be left blank or 'prefer_not'."""
+    unknown = set(answers) - set(DEMOGRAPHIC_FIELDS)
+    if unknown:
+        raise InvalidInput(f"Unknown demographics field: {sorted(unknown)[0]}.", field=sorted(unknown)[0])
+    clean: dict[str, str] = {}
+    for name in DEMOGRAPHIC_FIELDS:
+        value = (answers.get(name) or "").strip()
+        field = Demographics._meta.get_field(name)
+        if field.choices and value and value not in dict(field.choices):
+            raise InvalidInput(f"'{value}' is not a valid choice for {name}.", field=name)
+        if len(value) > field.max_length:
+            raise InvalidInput(f"{name} is too long (at most {field.max_length} characters).", field=name)
+        clean[name] = value
+    demographics, _ = Demographics.objects.update_or_create(rater=rater, defaults=clean)
+    return demographics
+
+
+def rater_acknowledge_instructions(*, rater: Rater, instruction_version_id: int) -> Rater:
+    """Record that the rater read the current instructions. Marks the version as shown (now immutable)."""
+    current = selectors.instruction_current(project=rater.project)
+    if current is None or current.pk != instruction_version_id:
+        raise Conflict(
+            "These instructions are no longer current; please read the new version.",
+            field="instruction_version",
+            code="instructions_changed",
+        )
+    now = timezone.now()
+    InstructionVersion.objects.filter(pk=current.pk, first_shown_at__isnull=True).update(first_shown_at=now)
+    rater.acknowledged_instruction = current
+    rater.acknowledged_at = now
+    rater.save(update_fields=["acknowledged_instruction", "acknowledged_at"])
+    return rater
+
+
+def rater_complete(*, rater: Rater) -> Rater:
+    if rater.completed_at is None:
+        rater.completed_at = timezone.now()
+        rater.save(update_fields=["completed_at"])
+    return rater
+
+
+# Assignment -----------------------------------------------------------------------------------------
+
+
+def assignment_next(*, rater: Rater) -> Assignment | None:
+    """The rater's open assignment, or a new one, or None when nothing is left for them.
+
+    Policy: tasks with the fewest assignments first (random among equals), never a task
+    this rater already had, never more than ``overlap`` raters per task. The slot is taken
+    with a conditional UPDATE, so concurrent raters cannot over-fill a task; on PostgreSQL
+    rows being claimed by others are skipped (``SKIP LOCKED``) rather than waited for.
+    """
+    open_assignment = selectors.assignment_open(rater=rater)
+    if open_assignment is not None:
+        return open_assignment
+    project = rater.project
+    if project.tasks_per_rater and rater.n_judgments >= project.tasks_per_rater:
+        return None
+    already_seen = Assignment.objects.filter(task=OuterRef("pk"), rater=rater)
+    for _attempt in range(8):
+        with transaction.atomic():
+            task = (
+                Task.objects.filter(project=project, kind=TaskKind.PAIRWISE, n_assigned__lt=project.overlap)
+                .exclude(Exists(already_seen))
+                .order_by("n_assigned", "shuffle_key")
+                .select_for_update(skip_locked=True)
+                .only("id", "item_a_id", "item_b_id")
+                .first()
+            )
+            if task is None:
+                return None
+            claimed = Task.objects.filter(pk=task.pk, n_assigned__lt=project.overlap).update(
+                n_assigned=F("n_assigned") + 1
+            )
+            if not claimed:
+                continue
+            left, right = (task.item_a_id, task.item_b_id)
+            if secrets.randbelow(2):
+                left, right = right, left
+            try:
+                with transaction.atomic():
+                    assignment = Assignment.objects.create(
+                        task_id=task.pk, rater=rater, project=project, left_item_id=left, right_item_id=right
+                    )
+            except IntegrityError:
+                # A concurrent request of the same rater opened an assignment first: give the slot back.
+                Task.objects.filter(pk=task.pk).update(n_assigned=F("n_assigned") - 1)
+                break
+        return assignment
+    return selectors.assignment_open(rater=rater)
+
+
+# Judgments -------------------------------------------------------------------------------------------
+
+
+def _parse_idempotency_key(value) -> uuid.UUID:
+    if value in (None, ""):
+        raise InvalidInput("idempotency_key is required (a UUID the client makes once per answer).",
+                           field="idempotency_key")
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise InvalidInput("idempotency_key must be a UUID.", field="idempotency_key") from None
+
+
+def judgment_create(
+    *,
+    rater: Rater,
+    assignment_id: int,
+    choice: str,
+    idempotency_key,
+    instruction_version_id: int,
+    response_time_ms: int | None = None,
+    flags: Sequence[str] = (),
+) -> tuple[Judgment, bool]:
+    """Store a pairwise answer once. Returns ``(judgment, created)``.
+
+    A retry with the same idempotency key returns the stored judgment and stores
+    nothing. The answer is refused (nothing stored) if the assignment is not this
+    rater's, was already answered, or the rater has not read the current instructions.
+    """
+    key = _parse_idempotency_key(idempotency_key)
+    existing = Judgment.objects.filter(idempotency_key=key).first()
+    if existing is not None:
+        return _replay(existing, rater=rater, assignment_id=assignment_id), False
+    if choice not in Choice.values:
+        raise InvalidInput(f"choice must be one of {', '.join(Choice.values)}.", field="choice")
+    if response_time_ms is not None and (
+        not isinstance(response_time_ms, int) or not 0 <= response_time_ms <= MAX_RESPONSE_TIME_MS
+    ):
+        raise InvalidInput("response_time_ms must be a whole number of milliseconds, at most a day.",
+                           field="response_time_ms")
+    flags = list(flags or ())
+    allowed_flags = set(rater.project.pairwise_flags or ())
+    bad = [f for f in flags if f not in allowed_flags]
+    if bad:
+        raise InvalidInput(f"Unknown flag '{bad[0]}' for this project.", field="flags")
+    try:
+        with transaction.atomic():
+            assignment = (
+                Assignment.objects.select_for_update()
+                .filter(pk=assignment_id, rater=rater, project_id=rater.project_id)
+                .first()
+            )
+            if assignment is None:
+                raise NotFound(f"Assignment {assignment_id} is not one of yours.", field="assignment")
+            replayed = Judgment.objects.filter(idempotency_key=key).first()  # a concurrent retry won the lock
+            if replayed is not None:
+                return _replay(replayed, rater=rater, assignment_id=assignment_id), False
+            if assignment.state == AssignmentState.ANSWERED:
+                raise Conflict("This assignment was already answered.", field="assignment", code="already_answered")
+            current = selectors.instruction_current(project=rater.project)
+            if (
+                current is None
+                or instruction_version_id != current.pk
+                or rater.acknowledged_instruction_id != current.pk
+            ):
+                raise Conflict(
+                    "The instructions changed since you read them; please read the new version.",
+                    field="instruction_version",
+                    code="instructions_changed",
+                )
+            if choice == Choice.TIE:
+                winner = loser = None
+            elif choice == Choice.LEFT:
+                winner, loser = assignment.left_item_id, assignment.right_item_id
+            else:
+                winner, loser = assignment.right_item_id, assignment.left_item_id
+            now = timezone.now()
+            judgment = Judgment.objects.create(
+                idempotency_key=key,
+                project_id=rater.project_id,
+                task_id=assignment.task_id,
+                assignment=assignment,
+                rater=rater,
+                instruction_version=current,
+                left_item_id=assignment.left_item_id,
+                right_item_id=assignment.right_item_id,
+                choice=choice,
+                winner_id=winner,
+                loser_id=loser,
+                is_tie=choice == Choice.TIE,
+                flags=flags,
+                response_time_ms=response_time_ms,
+                shown_at=assignment.shown_at,
+            )
+            Assignment.objects.filter(pk=assignment.pk).update(state=AssignmentState.ANSWERED, answered_at=now)
+            Task.objects.filter(pk=assignment.task_id).update(n_judgments=F("n_judgments") + 1)
+            Rater.objects.filter(pk=rater.pk).update(n_judgments=F("n_judgments") + 1)
+            _after_judgment(project_id=rater.project_id)
+    except IntegrityError:
+        existing = Judgment.objects.filter(idempotency_key=key).first()
+        if existing is None:
+            raise Conflict("This assignment was already answered.", field="assignment",
+                           code="already_answered") from None
+        return _replay(existing, rater=rater, assignment_id=assignment_id), False
+    rater.n_judgments += 1
+    return judgment, True
+
+
+def _replay(existing: Judgment, *, rater: Rater, assignment_id: int) -> Judgment:
+    if existing.rater_id != rater.pk or existing.assignment_id != assignment_id:
+        raise Conflict("This idempotency_key was already used for another answer.", field="idempotency_key")
+    return existing
+
+
+def _after_judgment(*, project_id: int) -> None:
+    """Side effects of a new judgment, called (not signalled) inside its transaction."""
+    from ranking.services import fit_refit_requested  # ranking depends on annotator, not the reverse
+
+    fit_refit_requested(project_id=project_id)
+
+
+# Task generation ----------------------------------------------------------------------------------
+
+
+def _create_pairs(*, project: Project, pairs: Iterable[tuple[int, int]], random_state: int | None) -> int:
+    rng = random.Random(random_state)
+    normalised = {(min(a, b), max(a, b)) for a, b in pairs if a != b}
+    if len(normalised) > MAX_TASKS_PER_GENERATION:
+        raise InvalidInput(f"At most {MAX_TASKS_PER_GENERATION} tasks can be generated at once.", field="pairs")
+    existing = set(
+        Task.objects.filter(project=project, kind=TaskKind.PAIRWISE).values_list("item_a_id", "item_b_id")
+    )
+    new = sorted(normalised - existing)
+    Task.objects.bulk_create(
+        [
+            Task(project=project, kind=TaskKind.PAIRWISE, item_a_id=a, item_b_id=b,
+                 shuffle_key=rng.randrange(2**31))
+            for a, b in new
+        ],
+        batch_size=2000,
+    )
+    return len(new)
+
+
+def tasks_generate_within_prompt(*, project: Project, random_state: int | None = None) -> int:
+    """All pairs of items that share a prompt. Returns the number of new tasks."""
+    by_prompt: dict[str, list[int]] = defaultdict(list)
+    for item_id, prompt in project.items.values_list("id", "prompt"):
+        by_prompt[prompt].append(item_id)
+    pairs = itertools.chain.from_iterable(itertools.combinations(ids, 2) for ids in by_prompt.values())
+    with transaction.atomic():
+        return _create_pairs(project=project, pairs=pairs, random_state=random_state)
+
+
+def tasks_generate_random(*, project: Project, budget: int, same_prompt: bool = False,
+                          random_state: int | None = None) -> int:
+    """Up to ``budget`` distinct random pairs (optionally only within a prompt)."""
+    if not isinstance(budget, int) or not 1 <= budget <= MAX_TASKS_PER_GENERATION:
+        raise InvalidInput(f"budget must be from 1 to {MAX_TASKS_PER_GENERATION}.", field="budget")
+    rng = random.Random(random_state)
+    groups: dict[str, list[int]] = defaultdict(list)
+    for item_id, prompt in project.items.values_list("id", "prompt"):
+        groups[prompt if same_prompt else ""].append(item_id)
+    pools = [ids for ids in groups.values() if len(ids) >= 2]
+    if not pools:
+        raise InvalidInput("The project needs at least two items (sharing a prompt, if asked) to make pairs.",
+                           field="budget")
+    possible = sum(len(ids) * (len(ids) - 1) // 2 for ids in pools)
+    budget = min(budget, possible)
+    weights = [len(ids) * (len(ids) - 1) / 2 for ids in pools]
+    chosen: set[tuple[int, int]] = set()
+    attempts = 0
+    while len(chosen) < budget and attempts < budget * 50:
+        attempts += 1
+        ids = rng.choices(pools, weights=weights)[0]
+        a, b = rng.sample(ids, 2)
+        chosen.add((min(a, b), max(a, b)))
+    with transaction.atomic():
+        return _create_pairs(project=project, pairs=chosen, random_state=random_state)
+
+
+def tasks_generate_from_pairs(*, project: Project, pairs: Sequence[tuple[str, str]],
+                              random_state: int | None = None) -> int:
+    """Pairs named by item file name, sha256 or id. Every name must resolve, or nothing is created."""
+    lookup: dict[str, int] = {}
+    for item_id, name, sha in project.items.values_list("id", "original_name", "sha256"):
+        lookup[str(item_id)] = item_id
+        lookup[sha] = item_id
+        lookup.setdefault(name, item_id)
+    resolved = []
+    for line, (a, b) in enumerate(pairs, start=1):
+        missing = [ref for ref in (a, b) if ref not in lookup]
+        if missing:
+            raise InvalidInput(f"Pair list line {line}: no item named '{missing[0]}' in this project.", field="pairs")
+        if lookup[a] == lookup[b]:
+            raise InvalidInput(f"Pair list line {line}: an item cannot be compared with itself.", field="pairs")
+        resolved.append((lookup[a], lookup[b]))
+    if not resolved:
+        raise InvalidInput("The pair list is empty.", field="pairs")
+    with transaction.atomic():
+        return _create_pairs(project=project, pairs=resolved, random_state=random_state)
+
+
+def tasks_generate(*, project: Project, strategy: str, budget: int | None = None, same_prompt: bool = False,
+                   pairs=None, overlap: int | None = None, random_state: int | None = None) -> int:
+    """Make pairwise tasks by one of the strategies (optionally setting overlap k first)."""
+    if overlap is not None:
+        project_update(project=project, overlap=overlap)
+    if strategy == "within_prompt":
+        return tasks_generate_within_prompt(project=project, random_state=random_state)
+    if strategy == "random":
+        return tasks_generate_random(project=project, budget=budget, same_prompt=same_prompt,
+                                              random_state=random_state)
+    return tasks_generate_from_pairs(project=project, pairs=[tuple(p) for p in pairs],
+                                              random_state=random_state)

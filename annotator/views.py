@@ -1,0 +1,173 @@
+"""Researcher pages. Each view checks membership, calls a service or selector, renders."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from annotator import selectors, services
+from annotator.errors import DomainError, Forbidden, NotFound
+from annotator.forms import InstructionForm, ProjectForm, TaskGenerateForm, UploadForm
+from annotator.imports import Upload, UploadRejected, items_import
+from annotator.models import Item
+from annotator.permissions import project_for_member
+
+
+def _member(request, slug, write=False):
+    try:
+        return project_for_member(request=request, slug=slug, write=write)
+    except NotFound:
+        raise Http404("No such project") from None
+    except Forbidden as exc:
+        from django.core.exceptions import PermissionDenied
+
+        raise PermissionDenied(exc.message) from None
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("annotator:project_list")
+    return redirect("login")
+
+
+@login_required
+def project_list(request: HttpRequest) -> HttpResponse:
+    projects = selectors.projects_for_user(user=request.user)
+    return render(request, "researcher/project_list.html", {"projects": projects})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_create(request: HttpRequest) -> HttpResponse:
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project = services.project_create(owner=request.user, **form.cleaned_data)
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Project “{project.name}” created. Next: upload images.")
+            return redirect("annotator:items", slug=project.slug)
+    return render(request, "researcher/project_form.html", {"form": form})
+
+
+@login_required
+def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    project, role = _member(request, slug)
+    progress = selectors.project_progress(project=project)
+    join_url = request.build_absolute_uri(reverse("join", args=[project.slug, project.join_token]))
+    return render(request, "researcher/project_detail.html", {
+        "project": project,
+        "role": role,
+        "progress": progress,
+        "join_url": join_url,
+        "prolific_url": join_url + "?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}",
+        "instruction": selectors.instruction_current(project=project),
+        "tasks_chart": [(str(k), n) for k, n in progress.tasks_by_judgments],
+        "days_chart": progress.judgments_per_day[-30:],
+        "median_response_s": progress.median_response_ms / 1000 if progress.median_response_ms else None,
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def items(request: HttpRequest, slug: str) -> HttpResponse:
+    project, role = _member(request, slug, write=request.method == "POST")
+    form = UploadForm(request.POST or None, request.FILES or None)
+    problems = []
+    if request.method == "POST" and form.is_valid():
+        uploads = [Upload(name=f.name, stream=f, size=f.size) for f in request.FILES.getlist("files")]
+        manifest = request.FILES.get("manifest")
+        try:
+            report = items_import(
+                project=project, uploads=uploads,
+                manifest=Upload(name=manifest.name, stream=manifest, size=manifest.size) if manifest else None,
+            )
+        except UploadRejected as exc:
+            problems = exc.problems
+            messages.error(request, "Nothing was imported: fix the files below and upload again.")
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            note = f" ({len(report.already_present)} already present)" if report.already_present else ""
+            messages.success(request, f"Imported {len(report.created)} image(s){note}.")
+            return redirect("annotator:items", slug=slug)
+    page = project.items.order_by("-id")[:200]
+    return render(request, "researcher/items.html", {
+        "project": project, "role": role, "form": form, "problems": problems, "items": page,
+        "n_items": project.items.count(),
+    })
+
+
+@login_required
+def item_image(request: HttpRequest, slug: str, item_id: int) -> FileResponse:
+    project, _ = _member(request, slug)
+    item = get_object_or_404(Item, pk=item_id, project=project)
+    return FileResponse(item.image.open("rb"), content_type=f"image/{item.image_format.lower()}")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def instructions(request: HttpRequest, slug: str) -> HttpResponse:
+    project, role = _member(request, slug, write=request.method == "POST")
+    current = selectors.instruction_current(project=project)
+    form = InstructionForm(request.POST or None, initial={"text": current.text if current else ""})
+    if request.method == "POST" and form.is_valid():
+        version = services.instruction_version_create(project=project, text=form.cleaned_data["text"],
+                                                      created_by=request.user)
+        messages.success(request, f"Saved as version {version.version}. Raters will see it before their next task.")
+        return redirect("annotator:instructions", slug=slug)
+    versions = project.instruction_versions.order_by("-version")
+    return render(request, "researcher/instructions.html", {
+        "project": project, "role": role, "form": form, "versions": versions, "current": current,
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def tasks(request: HttpRequest, slug: str) -> HttpResponse:
+    project, role = _member(request, slug, write=request.method == "POST")
+    form = TaskGenerateForm(request.POST or None, request.FILES or None, initial={"overlap": project.overlap})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            pairs = None
+            if data["strategy"] == "pairs":
+                if not data.get("pair_list"):
+                    raise DomainError("Choose a pair list file.", field="pair_list")
+                pairs = _read_pair_list(data["pair_list"])
+            created = services.tasks_generate(
+                project=project, strategy=data["strategy"], budget=data.get("budget"),
+                same_prompt=data.get("same_prompt", False), pairs=pairs, overlap=data.get("overlap"),
+            )
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Created {created} new pairwise task(s).")
+            return redirect("annotator:tasks", slug=slug)
+    n_tasks = project.tasks.count()
+    return render(request, "researcher/tasks.html", {
+        "project": project, "role": role, "form": form, "n_tasks": n_tasks,
+        "n_items": project.items.count(),
+    })
+
+
+def _read_pair_list(upload) -> list[tuple[str, str]]:
+    try:
+        text = upload.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DomainError("The pair list must be UTF-8 CSV.", field="pair_list") from None
+    rows = [row for row in csv.reader(io.StringIO(text)) if row and any(cell.strip() for cell in row)]
+    if rows and rows[0][:2] in (["a", "b"], ["item_a", "item_b"], ["left", "right"]):
+        rows = rows[1:]
+    bad = next((i for i, row in enumerate(rows, start=1) if len(row) < 2), None)
+    if bad:
+        raise DomainError(f"Pair list line {bad} needs two columns.", field="pair_list")
+    return [(row[0].strip(), row[1].strip()) for row in rows]

@@ -1,0 +1,83 @@
+"""Fits of Bradley–Terry models and their results.
+
+A FitRun is reproducible from its stored parameters and its data cut-off (the
+last judgment id it saw). Results are written once, when the run succeeds.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from annotator.models import Item, Project, Rater
+
+
+class FitModel(models.TextChoices):
+    BT = "bt", "Bradley–Terry (population)"
+    HBT = "hbt", "Hierarchical Bradley–Terry (per rater)"
+
+
+class FitStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    SUPERSEDED = "superseded", "Superseded"
+
+
+class FitRun(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="fit_runs")
+    model = models.CharField(max_length=8, choices=FitModel.choices, default=FitModel.BT)
+    params = models.JSONField(default=dict, blank=True)
+    automatic = models.BooleanField(default=False, help_text="Requested by new data, not by a person.")
+    cutoff_judgment_id = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=FitStatus.choices, default=FitStatus.QUEUED)
+    progress = models.FloatField(default=0.0)
+    error = models.TextField(blank=True)
+    summary = models.JSONField(default=dict, blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "model"],
+                condition=Q(status="queued", automatic=True),
+                name="fitrun_one_pending_automatic",
+            ),
+            models.CheckConstraint(condition=Q(progress__gte=0) & Q(progress__lte=1), name="fitrun_progress_range"),
+        ]
+        indexes = [models.Index(fields=["project", "model", "-id"], name="fitrun_latest")]
+        ordering = ["-id"]
+
+
+class ItemScore(models.Model):
+    fit = models.ForeignKey(FitRun, on_delete=models.CASCADE, related_name="item_scores")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    strength = models.FloatField()
+    se = models.FloatField(null=True)
+    ci_low = models.FloatField(null=True)
+    ci_high = models.FloatField(null=True)
+    rank = models.PositiveIntegerField()
+    wins = models.FloatField(default=0)
+    losses = models.FloatField(default=0)
+    ties = models.FloatField(default=0)
+    n_judgments = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["fit", "item"], name="itemscore_unique")]
+        ordering = ["rank"]
+
+
+class RaterItemOffset(models.Model):
+    """A rater's personal deviation u_ri from the population strength (hierarchical fits only).
+
+    Stored only where the rater judged the item; elsewhere the offset is zero.
+    """
+
+    fit = models.ForeignKey(FitRun, on_delete=models.CASCADE, related_name="rater_offsets")
+    rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="+")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    offset = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["fit", "rater", "item"], name="rateroffset_unique")]

@@ -1,0 +1,49 @@
+"""Writes for the ranking app: fit requests (coalesced), fit execution and its results."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+
+from ranking.models import FitModel, FitRun, FitStatus
+
+AUTO_REFIT_MODELS = (FitModel.BT,)
+
+
+def fit_refit_requested(*, project_id: int) -> None:
+    """New data arrived: make sure one automatic fit is pending per (project, model).
+
+    Called inside the judgment's transaction. A burst of judgments shares one pending
+    FitRun (a partial unique constraint guarantees it); the fit is queued to Celery
+    only after the transaction that created it commits.
+    """
+    for model in AUTO_REFIT_MODELS:
+        pending = FitRun.objects.filter(project_id=project_id, model=model, status=FitStatus.QUEUED, automatic=True)
+        if pending.exists():
+            continue
+        try:
+            with transaction.atomic():
+                run = FitRun.objects.create(project_id=project_id, model=model, automatic=True)
+        except IntegrityError:
+            continue  # another judgment created it concurrently
+        transaction.on_commit(lambda run_id=run.pk: _enqueue(run_id))
+
+
+def _enqueue(fit_run_id: int) -> None:
+    from ranking.tasks import fit_run_execute
+
+    fit_run_execute.delay(fit_run_id)
+
+
+def fit_run_request(*, project, model: str = FitModel.BT, params: dict | None = None) -> FitRun:
+    """A person asks for a fit. Queued to Celery after commit."""
+    from ranking.fitting import validate_params
+
+    if model not in FitModel.values:
+        from annotator.errors import InvalidInput
+
+        raise InvalidInput(f"model must be one of {', '.join(FitModel.values)}.", field="model")
+    clean = validate_params(model=model, params=params or {})
+    with transaction.atomic():
+        run = FitRun.objects.create(project=project, model=model, params=clean, automatic=False)
+        transaction.on_commit(lambda: _enqueue(run.pk))
+    return run

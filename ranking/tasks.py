@@ -1,0 +1,20 @@
+"""Celery tasks of the ranking app: thin edges that take ids and call services."""
+
+from celery import shared_task
+
+from ranking import fitting
+
+
+@shared_task(
+    name="ranking.fit_run_execute",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(fitting.TransientFitError,),
+    max_retries=3,
+    retry_backoff=True,
+    soft_time_limit=1800,
+    time_limit=1900,
+)
+def fit_run_execute(fit_run_id: int) -> None:
+    fitting.fit_run_execute(fit_run_id=fit_run_id)
