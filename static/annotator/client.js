@@ -1,0 +1,59 @@
+// PrefLab rater client: JSON calls with CSRF, retries and idempotency keys.
+
+export function csrfToken() {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  return meta ? meta.content : "";
+}
+
+export function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40; b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+export async function getJSON(url) {
+  const res = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw Object.assign(new Error(body?.error?.message || res.statusText), { status: res.status, body });
+  return body;
+}
+
+// POST a JSON body; retries network failures and 5xx with the same body (and so the same
+// idempotency key): the server stores the answer once however often it arrives.
+export async function postJSON(url, payload, { attempts = 5 } = {}) {
+  let delay = 400;
+  for (let i = 0; ; i++) {
+    try {
+      const res = await fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
+        body: JSON.stringify(payload),
+      });
+      const body = await res.json().catch(() => ({}));
+      if (res.ok) return body;
+      if (res.status < 500 && res.status !== 429) {
+        throw Object.assign(new Error(body?.error?.message || res.statusText), { status: res.status, body, final: true });
+      }
+      if (i + 1 >= attempts) throw Object.assign(new Error(body?.error?.message || res.statusText), { status: res.status, body });
+    } catch (err) {
+      if (err.final || i + 1 >= attempts) throw err;
+    }
+    await new Promise((r) => setTimeout(r, delay));
+    delay *= 2;
+  }
+}
+
+// Remember the idempotency key of an unanswered assignment across reloads.
+export function keyFor(assignmentId) {
+  const name = `preflab-key-${assignmentId}`;
+  let key = sessionStorage.getItem(name);
+  if (!key) { key = newKey(); sessionStorage.setItem(name, key); }
+  return key;
+}
+
+export function forgetKey(assignmentId) {
+  sessionStorage.removeItem(`preflab-key-${assignmentId}`);
+}

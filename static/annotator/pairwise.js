@@ -1,0 +1,112 @@
+// Pairwise comparison page: two images, keys ← → ↓, response time from when both images show.
+import { getJSON, postJSON, keyFor, forgetKey } from "./client.js";
+
+const app = document.getElementById("pairwise-app");
+const $ = (id) => document.getElementById(id);
+const state = { task: null, shownAt: null, busy: false, flags: new Set() };
+
+function setStatus(text, kind = "") {
+  const el = $("status");
+  el.textContent = text;
+  el.className = `center ${kind}`;
+}
+
+function setProgress(p) {
+  const pct = p.total ? Math.round((100 * p.done) / p.total) : 0;
+  $("progress-fill").style.width = `${pct}%`;
+  $("progress-text").textContent = `${p.done} of ${p.total} done`;
+}
+
+function loadImage(img, src) {
+  return new Promise((resolve, reject) => {
+    img.onload = resolve;
+    img.onerror = () => reject(new Error("image failed to load"));
+    img.src = src;
+  });
+}
+
+function renderFlags(flags) {
+  const box = $("flags");
+  box.replaceChildren();
+  state.flags.clear();
+  for (const flag of flags || []) {
+    const label = document.createElement("label");
+    label.className = "check small";
+    const input = document.createElement("input");
+    input.type = "checkbox";
+    input.addEventListener("change", () => (input.checked ? state.flags.add(flag) : state.flags.delete(flag)));
+    label.append(input, document.createTextNode(` ${flag}`));
+    box.append(label);
+  }
+}
+
+async function next() {
+  state.busy = true;
+  state.task = null;
+  setStatus("Loading…");
+  let data;
+  try {
+    data = await getJSON(app.dataset.nextUrl);
+  } catch (err) {
+    setStatus(`Could not load the next task: ${err.message}. Reload the page to try again.`, "error");
+    return;
+  }
+  if (data.status === "done") { window.location.assign(app.dataset.doneUrl); return; }
+  if (data.status === "blocked") { window.location.assign(app.dataset.instructionsUrl); return; }
+  const a = data.assignment;
+  setProgress(data.progress);
+  const samePrompt = a.prompt_left === a.prompt_right;
+  $("prompt").textContent = samePrompt ? a.prompt_left : "";
+  $("left-prompt").textContent = samePrompt ? "" : a.prompt_left;
+  $("right-prompt").textContent = samePrompt ? "" : a.prompt_right;
+  renderFlags(a.flags);
+  try {
+    await Promise.all([loadImage($("left-img"), a.left.image), loadImage($("right-img"), a.right.image)]);
+  } catch (err) {
+    setStatus(`${err.message}; reload the page to try again.`, "error");
+    return;
+  }
+  state.task = { ...data, assignment: a };
+  state.shownAt = performance.now();
+  state.busy = false;
+  setStatus("");
+}
+
+async function answer(choice) {
+  if (state.busy || !state.task) return;
+  state.busy = true;
+  const a = state.task.assignment;
+  const highlight = choice === "tie" ? null : $(choice);
+  if (highlight) highlight.classList.add("picked");
+  setStatus("Saving…");
+  try {
+    await postJSON(app.dataset.submitUrl, {
+      assignment: a.id,
+      choice,
+      idempotency_key: keyFor(a.id),
+      instruction_version: state.task.instruction_version,
+      response_time_ms: Math.round(performance.now() - state.shownAt),
+      flags: [...state.flags],
+    });
+    forgetKey(a.id);
+  } catch (err) {
+    const code = err.body?.error?.code;
+    if (code === "instructions_changed") { window.location.assign(app.dataset.instructionsUrl); return; }
+    if (code !== "already_answered") {
+      if (highlight) highlight.classList.remove("picked");
+      setStatus(`Not saved: ${err.message}`, "error");
+      state.busy = false;
+      return;
+    }
+  }
+  if (highlight) highlight.classList.remove("picked");
+  await next();
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.altKey || event.ctrlKey || event.metaKey) return;
+  const choice = { ArrowLeft: "left", ArrowRight: "right", ArrowDown: "tie" }[event.key];
+  if (choice) { event.preventDefault(); answer(choice); }
+});
+app.querySelectorAll("button[data-choice]").forEach((b) => b.addEventListener("click", () => answer(b.dataset.choice)));
+next();
