@@ -81,3 +81,11 @@ class RaterItemOffset(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["fit", "rater", "item"], name="rateroffset_unique")]
+
+
+class DatasheetNote(models.Model):
+    """What the researcher writes into a project's datasheet by hand (known limitations)."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="datasheet_note")
+    limitations = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
