@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from ranking.models import FitModel, FitRun, FitStatus
@@ -25,13 +26,14 @@ def fit_refit_requested(*, project_id: int) -> None:
                 run = FitRun.objects.create(project_id=project_id, model=model, automatic=True)
         except IntegrityError:
             continue  # another judgment created it concurrently
-        transaction.on_commit(lambda run_id=run.pk: _enqueue(run_id))
+        delay = settings.PREFLAB_AUTO_FIT_DELAY_S  # let a burst of judgments land before fitting
+        transaction.on_commit(lambda run_id=run.pk: _enqueue(run_id, countdown=delay))
 
 
-def _enqueue(fit_run_id: int) -> None:
+def _enqueue(fit_run_id: int, *, countdown: float = 0) -> None:
     from ranking.tasks import fit_run_execute
 
-    fit_run_execute.delay(fit_run_id)
+    fit_run_execute.apply_async((fit_run_id,), countdown=countdown or None)
 
 
 def fit_run_request(*, project, model: str = FitModel.BT, params: dict | None = None) -> FitRun:
