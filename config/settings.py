@@ -170,7 +170,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE = {}
+CELERY_BEAT_SCHEDULE = {
+    "refit-stale-projects": {"task": "ranking.fit_sweep", "schedule": env.float("PREFLAB_SWEEP_EVERY_S", default=300.0)},
+}
 PREFLAB_AUTO_FIT_DELAY_S = env.float("PREFLAB_AUTO_FIT_DELAY_S", default=10.0)
 
 # Security: strict unless DEBUG.

@@ -14,7 +14,7 @@ os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("PREFLAB_VAR_DIR", tempfile.mkdtemp(prefix="preflab-test-"))
 
 from config.settings import *  # noqa: E402,F403
-from config.settings import REST_FRAMEWORK  # noqa: E402
+from config.settings import DATABASES, REST_FRAMEWORK, VAR_DIR  # noqa: E402
 
 DEBUG = False
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
@@ -30,3 +30,7 @@ REST_FRAMEWORK = {
     **REST_FRAMEWORK,
     "DEFAULT_THROTTLE_RATES": {"join": "1000/minute", "judgment_submit": "10000/minute"},
 }
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not memory, so that a real Celery worker process (tests/integration/test_worker.py) sees it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}

@@ -10,10 +10,13 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("projects/", include("ranking.urls")),
+    path("projects/", include("ranking.report_urls")),
     path("projects/", include("annotator.urls")),
     path("join/<slug:slug>/<str:token>/", rater_views.join, name="join"),
     path("r/", include("annotator.rater_urls")),
     path("api/", include("annotator.api_urls")),
+    path("api/", include("ranking.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
 ]

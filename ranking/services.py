@@ -49,3 +49,31 @@ def fit_run_request(*, project, model: str = FitModel.BT, params: dict | None = 
         run = FitRun.objects.create(project=project, model=model, params=clean, automatic=False)
         transaction.on_commit(lambda: _enqueue(run.pk))
     return run
+
+
+def fit_sweep() -> int:
+    """Backstop: queue an automatic fit for projects whose judgments are newer than their last fit.
+
+    Returns the number of projects for which a fit was requested.
+    """
+    from django.db.models import Max, OuterRef, Subquery
+
+    from annotator.models import Project
+
+    newest_cutoff = (
+        FitRun.objects.filter(project=OuterRef("pk"), model=FitModel.BT, status=FitStatus.SUCCEEDED)
+        .order_by("-cutoff_judgment_id").values("cutoff_judgment_id")[:1]
+    )
+    pending = FitRun.objects.filter(model=FitModel.BT, status__in=[FitStatus.QUEUED, FitStatus.RUNNING])
+    stale = (
+        Project.objects.annotate(latest=Max("judgments__id"), fitted=Subquery(newest_cutoff))
+        .filter(latest__isnull=False)
+        .exclude(pk__in=pending.values("project_id"))
+    )
+    count = 0
+    for project_id, latest, fitted in stale.values_list("pk", "latest", "fitted"):
+        if fitted is None or latest > fitted:
+            with transaction.atomic():
+                fit_refit_requested(project_id=project_id)
+            count += 1
+    return count

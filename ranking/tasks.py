@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from ranking import fitting
+from ranking import fitting, services
 
 
 @shared_task(
@@ -18,3 +18,9 @@ from ranking import fitting
 )
 def fit_run_execute(fit_run_id: int) -> None:
     fitting.fit_run_execute(fit_run_id=fit_run_id)
+
+
+@shared_task(name="ranking.fit_sweep", ignore_result=True, acks_late=True, reject_on_worker_lost=True,
+             soft_time_limit=120, time_limit=150)
+def fit_sweep() -> None:
+    services.fit_sweep()

@@ -1,0 +1,186 @@
+"""Fits in the app: execution, idempotency, supersession, coalescing, results, API and pages."""
+
+import uuid
+
+import numpy as np
+import pytest
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from annotator import services as annotator_services
+from annotator.errors import InvalidInput
+from ranking import selectors, services, tasks
+from ranking.core.bt import fit_bt
+from ranking.fitting import comparison_data
+from ranking.models import FitRun, ItemScore, RaterItemOffset
+from tests.conftest import ready_rater
+from tests.factories import ItemFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def judged(researcher):
+    """6 items with a true order (item 0 best) judged by 8 raters over all 15 pairs."""
+    project = annotator_services.project_create(owner=researcher, name="Judged", overlap=8)
+    items = [ItemFactory(project=project, prompt="p") for _ in range(6)]
+    annotator_services.instruction_version_create(project=project, text="Choose.", created_by=researcher)
+    annotator_services.tasks_generate_within_prompt(project=project, random_state=0)
+    rank = {item.pk: i for i, item in enumerate(items)}
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        rater = ready_rater(project)
+        while (a := annotator_services.assignment_next(rater=rater)) is not None:
+            gap = rank[a.right_item_id] - rank[a.left_item_id]  # > 0: left is better
+            p_left = 1 / (1 + np.exp(-0.8 * gap))
+            choice = "tie" if rng.random() < 0.1 else ("left" if rng.random() < p_left else "right")
+            annotator_services.judgment_create(rater=rater, assignment_id=a.pk, choice=choice,
+                                               idempotency_key=uuid.uuid4(),
+                                               instruction_version_id=rater.acknowledged_instruction_id)
+    FitRun.objects.filter(project=project).delete()  # automatic requests made while judging
+    return project, items
+
+
+def test_bt_fit_runs_and_matches_the_core(judged):
+    project, items = judged
+    run = services.fit_run_request(project=project, params={"alpha": 0.01})
+    tasks.fit_run_execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    assert run.progress == 1.0
+    assert run.summary["n_comparisons"] == 8 * 15
+    rows = selectors.leaderboard(fit=run)
+    assert [r.item_id for r in rows][:2] == [items[0].pk, items[1].pk]
+    data = comparison_data(project_id=project.pk, cutoff_judgment_id=run.cutoff_judgment_id, params=run.params)
+    direct = fit_bt(data.winners, data.losers, len(data.item_ids), tied=data.tied, alpha=0.01)
+    stored = {s.item_id: s.strength for s in ItemScore.objects.filter(fit=run)}
+    np.testing.assert_allclose([stored[i] for i in data.item_ids], direct.strengths, atol=1e-9)
+    assert all(r.ci_low < r.strength < r.ci_high for r in rows)
+    assert sum(r.wins + r.losses + r.ties for r in rows) == pytest.approx(2 * 8 * 15)
+
+
+def test_repeated_delivery_is_a_no_op(judged):
+    project, _ = judged
+    run = services.fit_run_request(project=project)
+    tasks.fit_run_execute(run.pk)
+    run.refresh_from_db()
+    finished, scores = run.finished_at, list(ItemScore.objects.filter(fit=run).values_list("pk", flat=True))
+    tasks.fit_run_execute(run.pk)
+    run.refresh_from_db()
+    assert run.finished_at == finished
+    assert list(ItemScore.objects.filter(fit=run).values_list("pk", flat=True)) == scores
+
+
+def test_missing_run_is_a_no_op():
+    tasks.fit_run_execute(987654)
+
+
+def test_older_automatic_run_is_superseded(judged):
+    project, _ = judged
+    old = FitRun.objects.create(project=project, model="bt", automatic=True, status="queued")
+    new = FitRun.objects.create(project=project, model="bt", automatic=True, status="running")
+    tasks.fit_run_execute(old.pk)
+    old.refresh_from_db()
+    assert old.status == "superseded"
+    assert not ItemScore.objects.filter(fit=old).exists()
+    assert new.pk > old.pk
+
+
+def test_disconnected_data_fails_with_a_named_reason(researcher):
+    project = annotator_services.project_create(owner=researcher, name="Disconnected", overlap=1)
+    a, b = ItemFactory(project=project, prompt="x"), ItemFactory(project=project, prompt="x")
+    annotator_services.instruction_version_create(project=project, text="Choose.", created_by=researcher)
+    annotator_services.tasks_generate_within_prompt(project=project)
+    rater = ready_rater(project)
+    assignment = annotator_services.assignment_next(rater=rater)
+    annotator_services.judgment_create(rater=rater, assignment_id=assignment.pk, choice="left",
+                                       idempotency_key=uuid.uuid4(),
+                                       instruction_version_id=rater.acknowledged_instruction_id)
+    run = services.fit_run_request(project=project, params={"alpha": 0.0})
+    tasks.fit_run_execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert "never" in run.error.lower() or "connected" in run.error.lower()
+
+
+def test_time_decay_weights_recent_judgments(judged):
+    project, _ = judged
+    run = services.fit_run_request(project=project, params={"half_life_days": 30})
+    tasks.fit_run_execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert run.params["half_life_days"] == 30.0
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"alpha": -1}, "alpha"), ({"half_life_days": 0}, "half_life_days"), ({"ties": "maybe"}, "ties"),
+    ({"surprise": 1}, "surprise"), ({"demographic_field": "shoe_size", "demographic_value": "x"}, "demographic_field"),
+])
+def test_bad_fit_parameters_are_refused(judged, params, field):
+    project, _ = judged
+    with pytest.raises(InvalidInput) as exc:
+        services.fit_run_request(project=project, params=params)
+    assert exc.value.field == field
+    assert not FitRun.objects.filter(project=project).exists()
+
+
+def test_hierarchical_fit_stores_sparse_personal_offsets(judged):
+    project, items = judged
+    run = services.fit_run_request(project=project, model="hbt", params={"tau": 0.5})
+    tasks.fit_run_execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    assert run.summary["predictive"]["n_test"] > 0
+    judged_pairs = set()
+    from annotator.models import Judgment
+
+    for rater_id, left, right in Judgment.objects.filter(project=project).values_list("rater_id", "left_item_id",
+                                                                                       "right_item_id"):
+        judged_pairs |= {(rater_id, left), (rater_id, right)}
+    stored = set(RaterItemOffset.objects.filter(fit=run).values_list("rater_id", "item_id"))
+    assert stored == judged_pairs
+    rater = RaterItemOffset.objects.filter(fit=run).first().rater
+    rows = selectors.personal_ranking(fit=run, rater=rater)
+    assert {r["personal_rank"] for r in rows} == set(range(1, len(rows) + 1))
+
+
+def test_sweep_refits_stale_projects(judged, django_capture_on_commit_callbacks):
+    project, _ = judged
+    with django_capture_on_commit_callbacks(execute=False):
+        assert services.fit_sweep() == 1
+    assert FitRun.objects.filter(project=project, status="queued", automatic=True).count() == 1
+    with django_capture_on_commit_callbacks(execute=False):
+        assert services.fit_sweep() == 0  # one is already pending
+
+
+def test_task_names_are_stable():
+    assert tasks.fit_run_execute.name == "ranking.fit_run_execute"
+    assert tasks.fit_sweep.name == "ranking.fit_sweep"
+    assert tasks.fit_run_execute.acks_late and tasks.fit_run_execute.reject_on_worker_lost
+    assert tasks.fit_run_execute.max_retries == 3
+
+
+def test_fit_api_and_pages(judged, client):
+    project, _ = judged
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=project.owner).key}")
+    response = api.post(reverse("api_fits", args=[project.slug]), {"model": "bt", "params": {"alpha": 0.1}},
+                        format="json")
+    assert response.status_code == 201
+    run_id = response.json()["id"]
+    tasks.fit_run_execute(run_id)
+    body = api.get(reverse("api_fit_scores", args=[project.slug, run_id])).json()
+    assert len(body["results"]) == 6 and {"strength", "elo", "ci_low"} <= set(body["results"][0])
+    client.force_login(project.owner)
+    page = client.get(reverse("ranking:leaderboard", args=[project.slug]))
+    assert page.status_code == 200 and b"Bradley" in page.content
+    assert client.get(reverse("ranking:fits", args=[project.slug])).status_code == 200
+    outsider = UserFactory()
+    client.force_login(outsider)
+    assert client.get(reverse("ranking:leaderboard", args=[project.slug])).status_code == 404
+    assert client.get(reverse("ranking:fit_status", args=[project.slug, run_id])).status_code == 404
+    other = APIClient()
+    other.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=outsider).key}")
+    assert other.get(reverse("api_fit_scores", args=[project.slug, run_id])).status_code == 404
+    assert other.post(reverse("api_fits", args=[project.slug]), {"model": "bt"}, format="json").status_code == 404
