@@ -1,0 +1,205 @@
+"""Consistency of pairwise choices: intransitive triads per rater and group differences in BT.
+
+Pure numpy/scipy (no Django import); ``ranking.reports`` calls these with arrays built from
+stored judgments.
+
+Functions
+---------
+triad_counts      per rater: triads (three items with all three pairs decided by that rater) and
+                  how many of them are cyclic (a > b > c > a)
+group_lr_test     likelihood-ratio test of one pooled Bradley–Terry model against one per group
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse, stats
+
+from ranking.core.bt import fit_bt
+
+__all__ = ["TriadCounts", "GroupLRTest", "triad_counts", "group_lr_test"]
+
+
+@dataclass(frozen=True)
+class TriadCounts:
+    """Per rater (index ``0..n_raters-1``): complete triads and cyclic ones among them.
+
+    Attributes
+    ----------
+    n_triads : numpy.ndarray of int, shape (n_raters,)
+        Sets of three items for which the rater decided all three pairs.
+    n_cyclic : numpy.ndarray of int, shape (n_raters,)
+        Of those, the intransitive ones (each item beat exactly one other).
+    """
+
+    n_triads: np.ndarray
+    n_cyclic: np.ndarray
+
+
+def triad_counts(winners, losers, raters, *, n_raters: int) -> TriadCounts:
+    r"""Count complete and cyclic triads of each rater's decided choices.
+
+    Parameters
+    ----------
+    winners, losers : array_like of int, shape (m,)
+        Item indices of decided comparisons (ties left out by the caller: a tie neither makes nor
+        breaks a cycle, so a triad containing one is not complete).
+    raters : array_like of int, shape (m,)
+        Rater index of each row, in ``[0, n_raters)``.
+    n_raters : int
+
+    Returns
+    -------
+    TriadCounts
+
+    Notes
+    -----
+    Each (rater, item) becomes one node of a directed graph with an edge winner → loser, so
+    triangles can only form within one rater's choices.  With ``A`` the adjacency matrix and
+    ``U = A + Aᵀ`` (binarised), the number of triangles through node *i* is
+    :math:`\tfrac12 \sum_j (U^2)_{ij} U_{ji}` and the number of directed 3-cycles through it is
+    :math:`\sum_j (A^2)_{ij} A_{ji}`; summing over a rater's nodes counts each triad 3 times.
+    A pair the rater decided both ways (only possible if they saw it twice) is not a decided edge.
+    Sparse products: cost grows with the number of 2-paths, not with ``n_items²``.
+    """
+    w = np.asarray(winners, dtype=np.int64)
+    lo = np.asarray(losers, dtype=np.int64)
+    r = np.asarray(raters, dtype=np.int64)
+    if not (w.shape == lo.shape == r.shape) or w.ndim != 1:
+        raise ValueError("winners, losers and raters must be 1-D arrays of the same length")
+    if w.size and (r.min() < 0 or r.max() >= n_raters):
+        raise ValueError("raters must lie in [0, n_raters)")
+    n_triads = np.zeros(n_raters, dtype=np.int64)
+    n_cyclic = np.zeros(n_raters, dtype=np.int64)
+    if w.size == 0:
+        return TriadCounts(n_triads=n_triads, n_cyclic=n_cyclic)
+    keys, node = np.unique(np.concatenate([np.stack([r, w], 1), np.stack([r, lo], 1)]), axis=0,
+                           return_inverse=True)
+    node = node.ravel()
+    m = w.size
+    src, dst = node[:m], node[m:]
+    n_nodes = keys.shape[0]
+    a = sparse.coo_matrix((np.ones(m), (src, dst)), shape=(n_nodes, n_nodes)).tocsr()
+    a.data[:] = 1.0  # repeated identical choices count once
+    both = a.multiply(a.T)  # decided both ways: not a decided edge
+    a = (a - both).tocsr()
+    a.eliminate_zeros()
+    u = ((a + a.T) > 0).astype(float).tocsr()
+    tri_per_node = np.asarray((u @ u).multiply(u).sum(axis=1)).ravel() / 2
+    cyc_per_node = np.asarray((a @ a).multiply(a.T).sum(axis=1)).ravel()
+    node_rater = keys[:, 0]
+    n_triads = np.rint(np.bincount(node_rater, weights=tri_per_node, minlength=n_raters) / 3).astype(np.int64)
+    n_cyclic = np.rint(np.bincount(node_rater, weights=cyc_per_node, minlength=n_raters) / 3).astype(np.int64)
+    return TriadCounts(n_triads=n_triads, n_cyclic=n_cyclic)
+
+
+@dataclass(frozen=True)
+class GroupLRTest:
+    """Result of :func:`group_lr_test`.
+
+    Attributes
+    ----------
+    statistic : float
+        LR = 2·(Σ_g LL_g − LL_pooled), natural-log likelihoods, clipped at 0.
+    df : int
+        (n_groups − 1)·(n_common − 1).
+    p : float
+        Upper tail of χ²(df) at ``statistic``.
+    n_common : int
+        Items compared (in decided comparisons) within every group; only comparisons between two
+        such items enter the test.
+    n_comparisons : numpy.ndarray of int, shape (n_groups,)
+        Comparisons of each group used.
+    common_items : numpy.ndarray of int
+        The indices of the common items (into the caller's item index).
+    group_strengths : numpy.ndarray, shape (n_groups, n_common)
+        Per-group BT strengths (logits, mean zero over the common items).
+    pooled_strengths : numpy.ndarray, shape (n_common,)
+    """
+
+    statistic: float
+    df: int
+    p: float
+    n_common: int
+    n_comparisons: np.ndarray
+    common_items: np.ndarray
+    group_strengths: np.ndarray
+    pooled_strengths: np.ndarray
+
+
+def group_lr_test(winners, losers, groups, *, n_groups: int, alpha: float = 0.01) -> GroupLRTest:
+    r"""Do groups rank items differently?  Pooled BT against one BT per group.
+
+    Parameters
+    ----------
+    winners, losers : array_like of int, shape (m,)
+        Decided comparisons (the caller leaves ties out: with ties each model would also carry a
+        Davidson tie parameter, adding ``n_groups − 1`` degrees of freedom).
+    groups : array_like of int, shape (m,)
+        Group index of each row in ``[0, n_groups)`` (the group of the rater who made it).
+    n_groups : int
+        At least 2.
+    alpha : float, default 0.01
+        Weak Gaussian prior precision of every fit (keeps groups whose comparison graph is not
+        strongly connected fittable).  The log-likelihoods compared exclude the prior term, so with
+        ``alpha > 0`` the statistic is evaluated at MAP rather than ML estimates; for small
+        ``alpha`` the difference is negligible next to the χ² quantiles.
+
+    Returns
+    -------
+    GroupLRTest
+
+    Notes
+    -----
+    Items are restricted (iteratively, until stable) to those with at least one comparison against
+    another retained item in every group; the null model has ``n_common − 1`` free strengths, the
+    alternative ``n_groups·(n_common − 1)``, so ``df = (n_groups − 1)(n_common − 1)``.  This assumes
+    every group's comparison graph over the common items is connected; where it is not, the
+    effective df is smaller and the test is conservative.
+
+    Raises
+    ------
+    ValueError
+        Fewer than 2 groups, or fewer than 2 items compared within every group.
+    """
+    w = np.asarray(winners, dtype=np.int64)
+    lo = np.asarray(losers, dtype=np.int64)
+    g = np.asarray(groups, dtype=np.int64)
+    if n_groups < 2:
+        raise ValueError("the test needs at least 2 groups")
+    if not (w.shape == lo.shape == g.shape):
+        raise ValueError("winners, losers and groups must have the same length")
+    n_items = int(max(w.max(initial=-1), lo.max(initial=-1)) + 1)
+    keep_item = np.ones(n_items, dtype=bool)
+    while True:
+        rows = keep_item[w] & keep_item[lo]
+        seen = np.zeros((n_groups, n_items), dtype=bool)
+        seen[g[rows], w[rows]] = True
+        seen[g[rows], lo[rows]] = True
+        new_keep = seen.all(axis=0)
+        if np.array_equal(new_keep, keep_item):
+            break
+        keep_item = new_keep
+    common = np.flatnonzero(keep_item)
+    if common.size < 2:
+        raise ValueError("fewer than 2 items were compared within every group; nothing to test")
+    index = np.full(n_items, -1, dtype=np.int64)
+    index[common] = np.arange(common.size)
+    rows = keep_item[w] & keep_item[lo]
+    cw, cl, cg = index[w[rows]], index[lo[rows]], g[rows]
+    pooled = fit_bt(cw, cl, common.size, alpha=alpha, compute_se=False)
+    group_ll = 0.0
+    strengths = np.zeros((n_groups, common.size))
+    counts = np.bincount(cg, minlength=n_groups)
+    for k in range(n_groups):
+        sel = cg == k
+        fit = fit_bt(cw[sel], cl[sel], common.size, alpha=alpha, compute_se=False)
+        group_ll += fit.log_likelihood
+        strengths[k] = fit.strengths
+    statistic = max(0.0, 2.0 * (group_ll - pooled.log_likelihood))
+    df = (n_groups - 1) * (common.size - 1)
+    return GroupLRTest(statistic=float(statistic), df=int(df), p=float(stats.chi2.sf(statistic, df)),
+                       n_common=int(common.size), n_comparisons=counts, common_items=common,
+                       group_strengths=strengths, pooled_strengths=pooled.strengths)

@@ -1,0 +1,57 @@
+"""Intransitive triads and the group likelihood-ratio test (no database)."""
+
+import numpy as np
+import pytest
+
+from ranking.core.consistency import group_lr_test, triad_counts
+
+
+def test_cyclic_rater_and_transitive_rater():
+    # rater 0: a>b, b>c, c>a (cyclic) plus d>a, d>b (two transitive triads with d: {a,b,d};
+    # {a,c,d} and {b,c,d} are incomplete). rater 1: a>b>c, a>c (transitive).
+    w = [0, 1, 2, 3, 3, 0, 1, 0]
+    lo = [1, 2, 0, 0, 1, 1, 2, 2]
+    r = [0, 0, 0, 0, 0, 1, 1, 1]
+    out = triad_counts(w, lo, r, n_raters=3)
+    assert out.n_triads.tolist() == [2, 1, 0]
+    assert out.n_cyclic.tolist() == [1, 0, 0]
+
+
+def test_triads_do_not_cross_raters():
+    # The cycle is split over two raters: nobody has a complete triad.
+    out = triad_counts([0, 1, 2], [1, 2, 0], [0, 0, 1], n_raters=2)
+    assert out.n_triads.tolist() == [0, 0]
+
+
+def _simulate(rng, theta, n, reverse=False):
+    k = len(theta)
+    a = rng.integers(0, k, n)
+    b = (a + rng.integers(1, k, n)) % k
+    t = -theta if reverse else theta
+    p = 1 / (1 + np.exp(-(t[a] - t[b])))
+    a_wins = rng.random(n) < p
+    return np.where(a_wins, a, b), np.where(a_wins, b, a)
+
+
+def test_lr_test_detects_reversed_group_and_not_a_random_split():
+    rng = np.random.default_rng(0)
+    theta = np.linspace(-1.5, 1.5, 8)
+    w0, l0 = _simulate(rng, theta, 400)
+    w1, l1 = _simulate(rng, theta, 400, reverse=True)
+    res = group_lr_test(np.r_[w0, w1], np.r_[l0, l1], np.r_[np.zeros(400, int), np.ones(400, int)], n_groups=2)
+    assert res.df == 7 and res.n_common == 8
+    assert res.p < 1e-6
+    w, lo = _simulate(rng, theta, 800)
+    null = group_lr_test(w, lo, rng.integers(0, 2, 800), n_groups=2)
+    assert null.p > 0.05
+
+
+def test_lr_test_uses_only_items_compared_in_every_group():
+    w = [0, 1, 0, 2, 0, 1]
+    lo = [1, 0, 1, 0, 3, 3]
+    g = [0, 0, 1, 1, 0, 0]  # item 3 only in group 0; item 2 only in group 1
+    res = group_lr_test(w, lo, g, n_groups=2)
+    assert res.common_items.tolist() == [0, 1]
+    assert res.df == 1
+    with pytest.raises(ValueError):
+        group_lr_test([0], [1], [0], n_groups=2)
