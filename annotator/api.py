@@ -5,7 +5,7 @@ Views parse input, call one service or selector and shape the output.
 
 from __future__ import annotations
 
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -19,9 +19,11 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from annotator import selectors, services
-from annotator.errors import DomainError, Forbidden
+from annotator.errors import DomainError, Forbidden, NotFound
 from annotator.imports import Upload, items_import
-from annotator.models import Item, Judgment, Project, Rater, Task
+from annotator.consolidation import heatmap_npy, heatmap_png, item_feedback
+from annotator.feedback import POINT_KINDS, prompt_tokens
+from annotator.models import SINGLE_ITEM_KINDS, Annotation, Item, Judgment, Project, Rater, Task, TaskKind
 from annotator.permissions import project_for_member, rater_from_session
 from annotator.serializers import (
     ConsentVersionSerializer,
@@ -32,6 +34,8 @@ from annotator.serializers import (
     ProjectCreateSerializer,
     ProjectSerializer,
     ProjectUpdateSerializer,
+    AnnotationSubmitSerializer,
+    RaterAnnotationSerializer,
     RaterJudgmentSerializer,
     RaterSerializer,
     TaskGenerateSerializer,
@@ -261,6 +265,8 @@ def _task_payload(rater: Rater) -> dict:
         services.rater_complete(rater=rater)
         return {"status": "done", "progress": progress}
     slug = rater.project.slug
+    if assignment.task.kind in SINGLE_ITEM_KINDS:
+        return _single_item_payload(rater, assignment, progress)
     return {
         "status": "task",
         "progress": progress,
@@ -277,6 +283,24 @@ def _task_payload(rater: Rater) -> dict:
             "flags": rater.project.pairwise_flags,
         },
     }
+
+
+def _single_item_payload(rater: Rater, assignment, progress: dict) -> dict:
+    """A rich-feedback or checklist assignment: one image, its prompt split into words, the questions."""
+    project, item = rater.project, assignment.left_item
+    body = {
+        "id": assignment.pk,
+        "kind": assignment.task.kind,
+        "prompt": item.prompt,
+        "image": {"url": f"/r/{project.slug}/image/{item.pk}/", "width": item.width, "height": item.height},
+    }
+    if assignment.task.kind == TaskKind.RICH:
+        body.update(tokens=prompt_tokens(item.prompt), effective_radius=project.effective_radius,
+                    dimensions=project.likert_dimensions, point_kinds=list(POINT_KINDS))
+    else:
+        body.update(checklist=project.checklist)
+    return {"status": "task", "progress": progress, "instruction_version": rater.acknowledged_instruction_id,
+            "assignment": body}
 
 
 class RaterNextTask(_RaterView):
@@ -312,3 +336,99 @@ class RaterJudgmentSubmit(_RaterView):
         )
         return Response(RaterJudgmentSerializer(judgment).data,
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class RaterAnnotationSubmit(RaterJudgmentSubmit):
+    """A rater's rich-feedback or checklist answer."""
+
+    @extend_schema(request=AnnotationSubmitSerializer, responses={201: RaterAnnotationSerializer,
+                                                                    200: RaterAnnotationSerializer})
+    def post(self, request, slug):
+        data = AnnotationSubmitSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        annotation, created = services.annotation_create(
+            rater=request.rater,
+            assignment_id=v["assignment"],
+            idempotency_key=v["idempotency_key"],
+            instruction_version_id=v["instruction_version"],
+            points=v["points"],
+            misaligned_words=v["misaligned_words"],
+            scores=v["scores"],
+            checklist=v["checklist"],
+            response_time_ms=v["response_time_ms"],
+        )
+        return Response(RaterAnnotationSerializer(annotation).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+# Rich feedback: consolidated records and heatmaps (researchers) ------------------------------------
+
+
+class ItemFeedbackDetail(APIView):
+    """The consolidated rich feedback of one item: heatmap summaries, word votes, scores, raw answers."""
+
+    @extend_schema(responses=inline_serializer("ItemFeedback", {"item": serializers.IntegerField()}))
+    def get(self, request, slug, item_id):
+        project, _ = project_for_member(request=request, slug=slug)
+        item = get_object_or_404(Item, pk=item_id, project=project)
+        record = item_feedback(item=item, project=project).as_record()
+        record["heatmap_urls"] = _heatmap_urls(request, slug, item.pk)
+        return Response(record)
+
+
+class ProjectFeedbackList(APIView):
+    """Consolidated records of the project's annotated items, paged by item id."""
+
+    @extend_schema(responses=inline_serializer("ItemFeedbackPage", {"results": serializers.ListField()}))
+    def get(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug)
+        paginator = ByIdCursor()
+        paginator.page_size = 50
+        paginator.max_page_size = 200
+        annotated = Annotation.objects.filter(project=project).values("item_id")
+        qs = Item.objects.filter(project=project, pk__in=annotated)
+        page = paginator.paginate_queryset(qs, request, view=self)
+        records = []
+        for item in page:
+            record = item_feedback(item=item, project=project).as_record()
+            record["heatmap_urls"] = _heatmap_urls(request, slug, item.pk)
+            records.append(record)
+        return paginator.get_paginated_response(records)
+
+
+def _heatmap_urls(request, slug: str, item_id: int) -> dict:
+    from django.urls import reverse
+
+    return {
+        kind: {fmt: request.build_absolute_uri(reverse("api_item_heatmap", args=[slug, item_id, kind, fmt]))
+               for fmt in ("png", "npy", "overlay")}
+        for kind in POINT_KINDS
+    }
+
+
+class ItemHeatmap(APIView):
+    """A consolidated heatmap as 0–255 grayscale PNG, float32 .npy, or a coloured RGBA overlay PNG."""
+
+    def perform_content_negotiation(self, request, force=False):
+        return super().perform_content_negotiation(request, force=True)  # the body is PNG or .npy
+
+    @extend_schema(responses={(200, "image/png"): bytes, (200, "application/octet-stream"): bytes})
+    def get(self, request, slug, item_id, kind, fmt):
+        project, _ = project_for_member(request=request, slug=slug)
+        item = get_object_or_404(Item, pk=item_id, project=project)
+        if kind not in POINT_KINDS or fmt not in ("png", "npy", "overlay"):
+            raise NotFound(f"No heatmap '{kind}/{fmt}': kind is one of {', '.join(POINT_KINDS)}, "
+                           "format one of png, npy, overlay.", field="kind")
+        heat = item_feedback(item=item, project=project).heatmaps[kind]
+        name = f"{project.slug}-item{item.pk}-{kind}"
+        if fmt == "npy":
+            response = HttpResponse(heatmap_npy(heat), content_type="application/octet-stream")
+            response["Content-Disposition"] = f'attachment; filename="{name}.npy"'
+        elif fmt == "png":
+            response = HttpResponse(heatmap_png(heat), content_type="image/png")
+            response["Content-Disposition"] = f'attachment; filename="{name}.png"'
+        else:
+            response = HttpResponse(heatmap_png(heat, kind=kind), content_type="image/png")
+        response["Cache-Control"] = "private, no-cache"
+        return response

@@ -14,4 +14,9 @@ urlpatterns = [
     path("projects/<slug:slug>/judgments/", api.JudgmentList.as_view(), name="api_judgments"),
     path("projects/<slug:slug>/raters/", api.RaterList.as_view(), name="api_raters"),
     path("projects/<slug:slug>/progress/", api.Progress.as_view(), name="api_progress"),
+    path("projects/<slug:slug>/feedback/", api.ProjectFeedbackList.as_view(), name="api_project_feedback"),
+    path("projects/<slug:slug>/items/<int:item_id>/feedback/", api.ItemFeedbackDetail.as_view(),
+         name="api_item_feedback"),
+    path("projects/<slug:slug>/items/<int:item_id>/heatmaps/<str:kind>/<str:fmt>/", api.ItemHeatmap.as_view(),
+         name="api_item_heatmap"),
 ]

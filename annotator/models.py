@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from annotator.feedback import default_likert_dimensions
+
 
 def _public_id() -> str:
     return secrets.token_urlsafe(9)
@@ -28,6 +30,12 @@ def _completion_code() -> str:
 
 class TaskKind(models.TextChoices):
     PAIRWISE = "pairwise", "Pairwise comparison"
+    RICH = "rich", "Rich feedback (points, words, scores)"
+    CHECKLIST = "checklist", "Checklist (yes/no questions)"
+
+
+#: Task kinds about one item (item_b is null).
+SINGLE_ITEM_KINDS = (TaskKind.RICH, TaskKind.CHECKLIST)
 
 
 class Project(models.Model):
@@ -44,6 +52,13 @@ class Project(models.Model):
     )
     effective_radius = models.FloatField(default=0.05, help_text="Point radius as a fraction of image height.")
     pairwise_flags = models.JSONField(default=list, blank=True, help_text='Optional flags, e.g. ["both bad"].')
+    likert_dimensions = models.JSONField(
+        default=default_likert_dimensions, blank=True,
+        help_text="Rich feedback 1–5 scores: [{name, label, low, high, key}].",
+    )
+    checklist = models.JSONField(
+        default=list, blank=True, help_text="Checklist questions: [{id, dimension, question, required}]."
+    )
     completion_code = models.CharField(max_length=64, default=_completion_code)
     completion_redirect_url = models.URLField(blank=True)
     join_token = models.CharField(max_length=64, default=_join_token, unique=True)
@@ -232,9 +247,18 @@ class Task(models.Model):
             models.UniqueConstraint(
                 fields=["project", "kind", "item_a", "item_b"], name="task_unique_items",
             ),
+            # NULLs are distinct in a unique index, so single-item tasks need their own constraint.
+            models.UniqueConstraint(
+                fields=["project", "kind", "item_a"], condition=Q(item_b__isnull=True),
+                name="task_unique_single_item",
+            ),
             models.CheckConstraint(
                 condition=~Q(kind="pairwise") | (Q(item_b__isnull=False) & Q(item_a__lt=F("item_b"))),
                 name="task_pairwise_ordered_distinct",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind__in=["rich", "checklist"]) | Q(item_b__isnull=True),
+                name="task_single_item_kinds_have_one_item",
             ),
         ]
         indexes = [
@@ -303,3 +327,44 @@ class Judgment(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["project", "id"], name="judgment_project_id")]
+
+
+class Annotation(models.Model):
+    """One rich-feedback or checklist answer about one item. Append-only, like Judgment.
+
+    ``points`` are ``[{"x", "y", "kind"}]`` with x, y fractions of the image width and height in
+    [0, 1] and kind ``artifact`` or ``misalignment``; ``misaligned_words`` are indices into
+    :func:`annotator.feedback.prompt_tokens` of the item's prompt; ``scores`` maps each Likert
+    dimension name to 1–5; ``answers`` maps checklist question ids to true/false.
+    """
+
+    idempotency_key = models.UUIDField(unique=True, default=uuid.uuid4)
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="annotations")
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="annotations")
+    assignment = models.OneToOneField(Assignment, on_delete=models.PROTECT, related_name="annotation")
+    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="annotations")
+    instruction_version = models.ForeignKey(InstructionVersion, on_delete=models.PROTECT, related_name="annotations")
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="annotations")
+    kind = models.CharField(max_length=16, choices=TaskKind.choices)
+    points = models.JSONField(default=list, blank=True)
+    misaligned_words = models.JSONField(default=list, blank=True)
+    scores = models.JSONField(default=dict, blank=True)
+    answers = models.JSONField(default=dict, blank=True)
+    response_time_ms = models.PositiveIntegerField(null=True)
+    shown_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=["rich", "checklist"]), name="annotation_kind_single_item"),
+            models.CheckConstraint(
+                condition=Q(kind="rich") | (Q(points=[]) & Q(misaligned_words=[]) & Q(scores={})),
+                name="annotation_checklist_has_no_rich_fields",
+            ),
+            models.CheckConstraint(condition=Q(kind="checklist") | Q(answers={}),
+                                   name="annotation_rich_has_no_answers"),
+        ]
+        indexes = [
+            models.Index(fields=["project", "id"], name="annotation_project_id"),
+            models.Index(fields=["item", "kind"], name="annotation_item_kind"),
+        ]

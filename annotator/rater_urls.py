@@ -14,4 +14,5 @@ urlpatterns = [
     path("<slug:slug>/image/<int:item_id>/", rater_views.image, name="image"),
     path("<slug:slug>/api/next/", api.RaterNextTask.as_view(), name="api_next"),
     path("<slug:slug>/api/judgments/", api.RaterJudgmentSubmit.as_view(), name="api_judgments"),
+    path("<slug:slug>/api/annotations/", api.RaterAnnotationSubmit.as_view(), name="api_annotations"),
 ]

@@ -131,7 +131,12 @@ def task(request: HttpRequest, slug: str) -> HttpResponse:
     step = selectors.rater_next_step(rater=rater)
     if step != "task":
         return redirect(f"rater:{step}", slug=slug)
-    return render(request, "rater/pairwise.html", {"project": project, "rater": rater})
+    assignment = services.assignment_next(rater=rater)
+    if assignment is None:
+        return redirect("rater:done", slug=slug)
+    template = {"rich": "rater/rich.html", "checklist": "rater/checklist.html"}.get(
+        assignment.task.kind, "rater/pairwise.html")
+    return render(request, template, {"project": project, "rater": rater})
 
 
 def done(request: HttpRequest, slug: str) -> HttpResponse:

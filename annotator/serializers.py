@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from annotator.models import (
+    Annotation,
     ConsentVersion,
     Demographics,
     InstructionVersion,
@@ -123,3 +124,25 @@ class RaterJudgmentSerializer(serializers.ModelSerializer):
         model = Judgment
         fields = ["id", "idempotency_key", "assignment", "choice", "submitted_at"]
 
+
+
+class AnnotationSubmitSerializer(serializers.Serializer):
+    """A rich-feedback or checklist answer; the content is checked by the service (it knows the task)."""
+
+    assignment = serializers.IntegerField()
+    idempotency_key = serializers.CharField(max_length=64)
+    instruction_version = serializers.IntegerField()
+    points = serializers.ListField(child=serializers.DictField(), required=False, default=list, max_length=1000)
+    misaligned_words = serializers.ListField(child=serializers.JSONField(), required=False, default=list,
+                                             max_length=1000)
+    scores = serializers.DictField(child=serializers.JSONField(), required=False, default=dict)
+    checklist = serializers.DictField(child=serializers.JSONField(), required=False, default=dict)
+    response_time_ms = serializers.IntegerField(required=False, allow_null=True, default=None)
+
+
+class RaterAnnotationSerializer(serializers.ModelSerializer):
+    """What a rater gets back about their own answer."""
+
+    class Meta:
+        model = Annotation
+        fields = ["id", "idempotency_key", "assignment", "kind", "submitted_at"]

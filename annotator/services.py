@@ -21,8 +21,11 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from annotator import selectors
+from annotator import feedback
 from annotator.errors import Conflict, InvalidInput, NotFound
 from annotator.models import (
+    SINGLE_ITEM_KINDS,
+    Annotation,
     Assignment,
     AssignmentState,
     Choice,
@@ -245,7 +248,7 @@ def assignment_next(*, rater: Rater) -> Assignment | None:
     for _attempt in range(8):
         with transaction.atomic():
             task = (
-                Task.objects.filter(project=project, kind=TaskKind.PAIRWISE, n_assigned__lt=project.overlap)
+                Task.objects.filter(project=project, n_assigned__lt=project.overlap)
                 .exclude(Exists(already_seen))
                 .order_by("n_assigned", "shuffle_key")
                 .select_for_update(skip_locked=True)
@@ -260,7 +263,7 @@ def assignment_next(*, rater: Rater) -> Assignment | None:
             if not claimed:
                 continue
             left, right = (task.item_a_id, task.item_b_id)
-            if secrets.randbelow(2):
+            if right is not None and secrets.randbelow(2):
                 left, right = right, left
             try:
                 with transaction.atomic():
@@ -332,6 +335,9 @@ def judgment_create(
             replayed = Judgment.objects.filter(idempotency_key=key).first()  # a concurrent retry won the lock
             if replayed is not None:
                 return _replay(replayed, rater=rater, assignment_id=assignment_id), False
+            if assignment.right_item_id is None:
+                raise InvalidInput("This assignment is about one image; submit it as an annotation.",
+                                   field="assignment")
             if assignment.state == AssignmentState.ANSWERED:
                 raise Conflict("This assignment was already answered.", field="assignment", code="already_answered")
             current = selectors.instruction_current(project=rater.project)
@@ -490,3 +496,237 @@ def tasks_generate(*, project: Project, strategy: str, budget: int | None = None
                                               random_state=random_state)
     return tasks_generate_from_pairs(project=project, pairs=[tuple(p) for p in pairs],
                                               random_state=random_state)
+
+
+# Rich feedback and checklists ---------------------------------------------------------------------
+
+
+def project_feedback_update(*, project: Project, likert_dimensions=None, checklist=None) -> Project:
+    """Set the project's Likert dimensions and/or checklist questions (validated; None leaves as is)."""
+    fields = []
+    if likert_dimensions is not None:
+        try:
+            project.likert_dimensions = feedback.clean_likert_dimensions(likert_dimensions)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="likert_dimensions") from None
+        fields.append("likert_dimensions")
+    if checklist is not None:
+        try:
+            project.checklist = feedback.clean_checklist(checklist)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="checklist") from None
+        fields.append("checklist")
+    if fields:
+        project.save(update_fields=fields)
+    return project
+
+
+def tasks_generate_single(*, project: Project, kind: str, overlap: int | None = None,
+                          random_state: int | None = None) -> int:
+    """One task of ``kind`` (rich or checklist) per item that has none yet. Returns the number created.
+
+    Each task is answered by ``overlap`` raters (RichHF-18K used 3); pass ``overlap`` to set it first.
+    """
+    if kind not in SINGLE_ITEM_KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(SINGLE_ITEM_KINDS)}.", field="kind")
+    if kind == TaskKind.CHECKLIST and not project.checklist:
+        raise InvalidInput("Define the checklist questions before making checklist tasks.", field="checklist")
+    if overlap is not None:
+        project_update(project=project, overlap=overlap)
+    rng = random.Random(random_state)
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        have = set(Task.objects.filter(project=project, kind=kind).values_list("item_a_id", flat=True))
+        new = [i for i in project.items.order_by("id").values_list("id", flat=True) if i not in have]
+        if len(new) > MAX_TASKS_PER_GENERATION:
+            raise InvalidInput(f"At most {MAX_TASKS_PER_GENERATION} tasks can be generated at once.", field="kind")
+        Task.objects.bulk_create(
+            [Task(project=project, kind=kind, item_a_id=i, item_b_id=None, shuffle_key=rng.randrange(2**31))
+             for i in new],
+            batch_size=2000,
+        )
+    return len(new)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _clean_points(points) -> list[dict]:
+    if points is None:
+        return []
+    if not isinstance(points, (list, tuple)):
+        raise InvalidInput("points must be a list of {x, y, kind}.", field="points")
+    counts: dict[str, int] = defaultdict(int)
+    clean = []
+    for n, point in enumerate(points, start=1):
+        if not isinstance(point, dict) or set(point) - {"x", "y", "kind"}:
+            raise InvalidInput(f"Point {n} must be an object with x, y and kind.", field="points")
+        kind = point.get("kind")
+        if kind not in feedback.POINT_KINDS:
+            raise InvalidInput(f"Point {n}: kind must be one of {', '.join(feedback.POINT_KINDS)}.", field="points")
+        x, y = point.get("x"), point.get("y")
+        if not (_is_number(x) and _is_number(y) and 0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+            raise InvalidInput(f"Point {n} lies outside the image: x and y must be numbers from 0 to 1.",
+                               field="points")
+        counts[kind] += 1
+        if counts[kind] > feedback.MAX_POINTS:
+            raise InvalidInput(f"At most {feedback.MAX_POINTS} {kind} points.", field="points")
+        clean.append({"x": float(x), "y": float(y), "kind": kind})
+    return clean
+
+
+def _clean_words(words, *, n_tokens: int) -> list[int]:
+    if words is None:
+        return []
+    if not isinstance(words, (list, tuple)) or not all(_is_int(w) for w in words):
+        raise InvalidInput("misaligned_words must be a list of word indices.", field="misaligned_words")
+    bad = [w for w in words if not 0 <= w < n_tokens]
+    if bad:
+        raise InvalidInput(f"Word index {bad[0]} is out of range: the prompt has {n_tokens} word(s).",
+                           field="misaligned_words")
+    return sorted(set(words))
+
+
+def _clean_scores(scores, *, dimensions: list[dict]) -> dict[str, int]:
+    if not isinstance(scores, dict):
+        raise InvalidInput("scores must map each dimension to a score from 1 to 5.", field="scores")
+    names = [d["name"] for d in dimensions]
+    unknown = sorted(set(scores) - set(names))
+    if unknown:
+        raise InvalidInput(f"Unknown score dimension '{unknown[0]}'.", field="scores")
+    clean = {}
+    for name in names:
+        if name not in scores or scores[name] is None:
+            raise InvalidInput(f"Please give a score for {name}.", field="scores")
+        value = scores[name]
+        if not _is_int(value) or not feedback.LIKERT_MIN <= value <= feedback.LIKERT_MAX:
+            raise InvalidInput(f"The {name} score must be a whole number from {feedback.LIKERT_MIN} to "
+                               f"{feedback.LIKERT_MAX}.", field="scores")
+        clean[name] = value
+    return clean
+
+
+def _clean_answers(answers, *, questions: list[dict]) -> dict[str, bool]:
+    if not isinstance(answers, dict):
+        raise InvalidInput("checklist must map question ids to true or false.", field="checklist")
+    ids = {q["id"] for q in questions}
+    unknown = sorted(set(answers) - ids)
+    if unknown:
+        raise InvalidInput(f"Unknown checklist question '{unknown[0]}'.", field="checklist")
+    clean = {}
+    for q in questions:
+        value = answers.get(q["id"])
+        if value is None:
+            if q.get("required", True):
+                raise InvalidInput(f"Please answer: {q['question']}", field="checklist")
+            continue
+        if not isinstance(value, bool):
+            raise InvalidInput(f"The answer to '{q['id']}' must be true or false.", field="checklist")
+        clean[q["id"]] = value
+    return clean
+
+
+def annotation_create(
+    *,
+    rater: Rater,
+    assignment_id: int,
+    idempotency_key,
+    instruction_version_id: int,
+    points=None,
+    misaligned_words=None,
+    scores=None,
+    checklist=None,
+    response_time_ms: int | None = None,
+) -> tuple[Annotation, bool]:
+    """Store a rich-feedback or checklist answer once. Returns ``(annotation, created)``.
+
+    The same rules as :func:`judgment_create`: a retry with the same idempotency key returns the
+    stored row; another rater's assignment is NotFound; an answered one is a Conflict; stale
+    instructions are a Conflict with code ``instructions_changed``. The input is checked against the
+    assignment's task kind (rich: points, misaligned_words, scores; checklist: checklist answers) and
+    any fault raises InvalidInput naming the field, with nothing stored.
+    """
+    key = _parse_idempotency_key(idempotency_key)
+    existing = Annotation.objects.filter(idempotency_key=key).first()
+    if existing is not None:
+        return _replay(existing, rater=rater, assignment_id=assignment_id), False
+    if response_time_ms is not None and (
+        not _is_int(response_time_ms) or not 0 <= response_time_ms <= MAX_RESPONSE_TIME_MS
+    ):
+        raise InvalidInput("response_time_ms must be a whole number of milliseconds, at most a day.",
+                           field="response_time_ms")
+    project = rater.project
+    try:
+        with transaction.atomic():
+            assignment = (
+                Assignment.objects.select_for_update()
+                .select_related("task", "left_item")
+                .filter(pk=assignment_id, rater=rater, project_id=rater.project_id)
+                .first()
+            )
+            if assignment is None:
+                raise NotFound(f"Assignment {assignment_id} is not one of yours.", field="assignment")
+            replayed = Annotation.objects.filter(idempotency_key=key).first()  # a concurrent retry won the lock
+            if replayed is not None:
+                return _replay(replayed, rater=rater, assignment_id=assignment_id), False
+            kind = assignment.task.kind
+            if kind not in SINGLE_ITEM_KINDS:
+                raise InvalidInput("This assignment is a pairwise comparison; submit it as a judgment.",
+                                   field="assignment")
+            if assignment.state == AssignmentState.ANSWERED:
+                raise Conflict("This assignment was already answered.", field="assignment", code="already_answered")
+            current = selectors.instruction_current(project=project)
+            if (
+                current is None
+                or instruction_version_id != current.pk
+                or rater.acknowledged_instruction_id != current.pk
+            ):
+                raise Conflict(
+                    "The instructions changed since you read them; please read the new version.",
+                    field="instruction_version",
+                    code="instructions_changed",
+                )
+            item = assignment.left_item
+            values = {"points": [], "misaligned_words": [], "scores": {}, "answers": {}}
+            if kind == TaskKind.RICH:
+                if checklist:
+                    raise InvalidInput("A rich-feedback task has no checklist.", field="checklist")
+                values["points"] = _clean_points(points)
+                values["misaligned_words"] = _clean_words(
+                    misaligned_words, n_tokens=len(feedback.prompt_tokens(item.prompt)))
+                values["scores"] = _clean_scores(scores, dimensions=project.likert_dimensions)
+            else:
+                for name, given in (("points", points), ("misaligned_words", misaligned_words), ("scores", scores)):
+                    if given:
+                        raise InvalidInput(f"A checklist task has no {name}.", field=name)
+                values["answers"] = _clean_answers(checklist, questions=project.checklist)
+            now = timezone.now()
+            annotation = Annotation.objects.create(
+                idempotency_key=key,
+                project_id=rater.project_id,
+                task_id=assignment.task_id,
+                assignment=assignment,
+                rater=rater,
+                instruction_version=current,
+                item=item,
+                kind=kind,
+                response_time_ms=response_time_ms,
+                shown_at=assignment.shown_at,
+                **values,
+            )
+            Assignment.objects.filter(pk=assignment.pk).update(state=AssignmentState.ANSWERED, answered_at=now)
+            Task.objects.filter(pk=assignment.task_id).update(n_judgments=F("n_judgments") + 1)
+            Rater.objects.filter(pk=rater.pk).update(n_judgments=F("n_judgments") + 1)
+    except IntegrityError:
+        existing = Annotation.objects.filter(idempotency_key=key).first()
+        if existing is None:
+            raise Conflict("This assignment was already answered.", field="assignment",
+                           code="already_answered") from None
+        return _replay(existing, rater=rater, assignment_id=assignment_id), False
+    rater.n_judgments += 1
+    return annotation, True

@@ -54,6 +54,7 @@ async function next() {
   if (data.status === "done") { window.location.assign(app.dataset.doneUrl); return; }
   if (data.status === "blocked") { window.location.assign(app.dataset.instructionsUrl); return; }
   const a = data.assignment;
+  if (a.kind !== "pairwise" && app.dataset.taskUrl) { window.location.assign(app.dataset.taskUrl); return; }
   setProgress(data.progress);
   const samePrompt = a.prompt_left === a.prompt_right;
   $("prompt").textContent = samePrompt ? a.prompt_left : "";

@@ -1,0 +1,158 @@
+// Checklist page: yes/no questions grouped by dimension. Y / N answer the highlighted question and move on.
+import { getJSON, postJSON, keyFor, forgetKey } from "./client.js";
+
+const app = document.getElementById("checklist-app");
+const $ = (id) => document.getElementById(id);
+const state = { task: null, shownAt: null, busy: true, answers: {}, focus: 0 };
+
+function setStatus(text, kind = "") {
+  const el = $("status");
+  el.textContent = text;
+  el.className = kind;
+}
+
+function setProgress(p) {
+  const pct = p.total ? Math.round((100 * p.done) / p.total) : 0;
+  $("progress-fill").style.width = `${pct}%`;
+  $("progress-text").textContent = `${p.done} of ${p.total} done`;
+}
+
+function questions() { return state.task ? state.task.assignment.checklist : []; }
+function rows() { return [...$("questions").querySelectorAll(".check-question")]; }
+
+function focusQuestion(i) {
+  const all = rows();
+  if (!all.length) return;
+  state.focus = Math.max(0, Math.min(i, all.length - 1));
+  all[state.focus].focus();
+  all.forEach((r, k) => r.classList.toggle("focused", k === state.focus));
+}
+
+function answer(i, value) {
+  const q = questions()[i];
+  if (!q || state.busy) return;
+  state.answers[q.id] = value;
+  const row = rows()[i];
+  row.classList.remove("missing");
+  row.querySelectorAll("button[data-answer]").forEach((b) => b.setAttribute("aria-pressed", String((b.dataset.answer === "yes") === value)));
+}
+
+function render(list) {
+  const box = $("questions");
+  box.replaceChildren();
+  let group = null;
+  list.forEach((q, i) => {
+    if (!group || group.dataset.dimension !== q.dimension) {
+      group = document.createElement("fieldset");
+      group.className = "check-group";
+      group.dataset.dimension = q.dimension;
+      const legend = document.createElement("legend");
+      legend.textContent = q.dimension;
+      group.append(legend);
+      box.append(group);
+    }
+    const row = document.createElement("div");
+    row.className = "check-question";
+    row.tabIndex = 0;
+    row.dataset.id = q.id;
+    row.addEventListener("focus", () => { state.focus = i; rows().forEach((r, k) => r.classList.toggle("focused", k === i)); });
+    const text = document.createElement("span");
+    text.textContent = q.question + (q.required ? "" : " (optional)");
+    const buttons = document.createElement("span");
+    buttons.className = "yes-no";
+    for (const [label, value] of [["Yes", true], ["No", false]]) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.tabIndex = -1;
+      b.dataset.answer = value ? "yes" : "no";
+      b.setAttribute("aria-pressed", "false");
+      b.textContent = label;
+      b.addEventListener("click", () => { answer(i, value); focusQuestion(i + 1); });
+      buttons.append(b);
+    }
+    row.append(text, buttons);
+    group.append(row);
+  });
+}
+
+async function next() {
+  state.busy = true;
+  state.task = null;
+  setStatus("Loading…");
+  let data;
+  try {
+    data = await getJSON(app.dataset.nextUrl);
+  } catch (err) {
+    setStatus(`Could not load the next task: ${err.message}. Reload the page to try again.`, "error");
+    return;
+  }
+  if (data.status === "done") { window.location.assign(app.dataset.doneUrl); return; }
+  if (data.status === "blocked") { window.location.assign(app.dataset.instructionsUrl); return; }
+  const a = data.assignment;
+  if (a.kind !== "checklist") { window.location.assign(app.dataset.taskUrl); return; }
+  setProgress(data.progress);
+  $("prompt").textContent = a.prompt;
+  state.answers = {};
+  state.task = data;
+  render(a.checklist);
+  const img = $("checklist-img");
+  await new Promise((resolve) => { img.onload = resolve; img.onerror = resolve; img.src = a.image.url; });
+  state.shownAt = performance.now();
+  state.busy = false;
+  setStatus("");
+  focusQuestion(0);
+}
+
+async function submit() {
+  if (state.busy || !state.task) return;
+  const missing = questions().filter((q) => q.required && !(q.id in state.answers));
+  if (missing.length) {
+    rows().forEach((r) => {
+      const q = questions().find((x) => x.id === r.dataset.id);
+      r.classList.toggle("missing", q.required && !(q.id in state.answers));
+    });
+    setStatus(`Please answer every question (${missing.length} left).`, "error");
+    focusQuestion(questions().indexOf(missing[0]));
+    return;
+  }
+  state.busy = true;
+  const a = state.task.assignment;
+  setStatus("Saving…");
+  try {
+    await postJSON(app.dataset.submitUrl, {
+      assignment: a.id,
+      idempotency_key: keyFor(a.id),
+      instruction_version: state.task.instruction_version,
+      checklist: state.answers,
+      response_time_ms: Math.round(performance.now() - state.shownAt),
+    });
+    forgetKey(a.id);
+  } catch (err) {
+    const code = err.body?.error?.code;
+    if (code === "instructions_changed") { window.location.assign(app.dataset.instructionsUrl); return; }
+    if (code !== "already_answered") {
+      setStatus(`Not saved: ${err.message}`, "error");
+      state.busy = false;
+      return;
+    }
+  }
+  await next();
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.altKey || event.ctrlKey || event.metaKey || state.busy) return;
+  const key = event.key.toLowerCase();
+  if (key === "y" || key === "n") {
+    event.preventDefault();
+    answer(state.focus, key === "y");
+    focusQuestion(state.focus + 1);
+  } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    event.preventDefault();
+    focusQuestion(state.focus + (event.key === "ArrowDown" ? 1 : -1));
+  } else if (event.key === "Enter") {
+    event.preventDefault();
+    submit();
+  }
+});
+$("checklist-submit").addEventListener("click", submit);
+next();
