@@ -52,3 +52,44 @@ class DemographicsForm(forms.Form):
     colour_vision = forms.ChoiceField(choices=_choices(Demographics.ColourVision.choices), required=False)
     device = forms.ChoiceField(choices=_choices(Demographics.Device.choices), required=False,
                                label="Device you are using")
+
+
+class _JSONListField(forms.CharField):
+    """A JSON textarea that must hold a list."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 12, "spellcheck": "false"}))
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value):
+        import json
+
+        return value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
+
+    def to_python(self, value):
+        import json
+
+        value = super().to_python(value)
+        try:
+            parsed = json.loads(value or "[]")
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")
+        if not isinstance(parsed, list):
+            raise forms.ValidationError("Must be a JSON list.")
+        return parsed
+
+
+class FeedbackSettingsForm(forms.Form):
+    likert_dimensions = _JSONListField(
+        help_text='Rich feedback scores (1–5): [{"name", "label", "low", "high", "key"}]. "key" is the '
+                  "letter that focuses the score on the rater page.")
+    checklist = _JSONListField(
+        required=False,
+        help_text='Checklist questions: [{"id", "dimension", "question", "required"}], answered yes/no.')
+
+
+class SingleTaskGenerateForm(forms.Form):
+    kind = forms.ChoiceField(choices=[("rich", "Rich feedback: points, misaligned words, scores"),
+                                      ("checklist", "Checklist: yes/no questions")])
+    overlap = forms.IntegerField(min_value=1, max_value=100, required=False,
+                                 help_text="Raters per image (RichHF-18K used 3).")

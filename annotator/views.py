@@ -10,11 +10,20 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.db.models import Count
 from django.views.decorators.http import require_http_methods
 
 from annotator import selectors, services
 from annotator.errors import DomainError, Forbidden, NotFound
-from annotator.forms import InstructionForm, ProjectForm, TaskGenerateForm, UploadForm
+from annotator.consolidation import KIND_COLOURS, item_feedback, project_feedback_summary
+from annotator.forms import (
+    FeedbackSettingsForm,
+    InstructionForm,
+    ProjectForm,
+    SingleTaskGenerateForm,
+    TaskGenerateForm,
+    UploadForm,
+)
 from annotator.imports import Upload, UploadRejected, items_import
 from annotator.models import Item
 from annotator.permissions import project_for_member
@@ -171,3 +180,69 @@ def _read_pair_list(upload) -> list[tuple[str, str]]:
     if bad:
         raise DomainError(f"Pair list line {bad} needs two columns.", field="pair_list")
     return [(row[0].strip(), row[1].strip()) for row in rows]
+
+
+# Rich feedback ---------------------------------------------------------------------------------------
+
+
+@login_required
+def item_detail(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+    """One item: consolidated heatmaps over the image, word votes, every rater's scores."""
+    project, role = _member(request, slug)
+    item = get_object_or_404(Item, pk=item_id, project=project)
+    fb = item_feedback(item=item, project=project)
+    raters = [a.rater for a in fb.answers]
+    radius = project.effective_radius * item.height
+    return render(request, "researcher/item.html", {
+        "project": project, "role": role, "item": item, "fb": fb, "tab": "feedback",
+        "words": [{"word": w, "share": s, "majority": m, "n": round(s * fb.n_raters)}
+                  for w, s, m in zip(fb.tokens, fb.word_vote_share, fb.word_majority)],
+        "score_rows": [dict(s, values=[s["per_rater"].get(r) for r in raters]) for s in fb.scores],
+        "raters": raters,
+        "kinds": [{"kind": k, "colour": "rgb({}, {}, {})".format(*KIND_COLOURS[k]),
+                   "agreement": fb.heatmap_agreement[k], "max": float(fb.heatmaps[k].max())}
+                  for k in KIND_COLOURS],
+        "raw_points": [{"rater": a.rater, "points": [
+            {"cx": p["x"] * item.width, "cy": p["y"] * item.height, "kind": p["kind"]} for p in a.points]}
+            for a in fb.answers],
+        "dot_radius": max(item.height * 0.012, 1.0),
+        "disk_radius": radius,
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def feedback(request: HttpRequest, slug: str) -> HttpResponse:
+    """Rich feedback and checklists: score distributions, annotated images, settings and task generation."""
+    project, role = _member(request, slug, write=request.method == "POST")
+    settings_form = FeedbackSettingsForm(
+        request.POST if request.POST.get("form") == "settings" else None,
+        initial={"likert_dimensions": project.likert_dimensions, "checklist": project.checklist})
+    tasks_form = SingleTaskGenerateForm(
+        request.POST if request.POST.get("form") == "tasks" else None,
+        initial={"kind": "rich", "overlap": project.overlap})
+    if request.method == "POST":
+        form = settings_form if request.POST.get("form") == "settings" else tasks_form
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                if form is settings_form:
+                    services.project_feedback_update(project=project, likert_dimensions=data["likert_dimensions"],
+                                                     checklist=data["checklist"])
+                    note = "Saved the scores and checklist questions."
+                else:
+                    created = services.tasks_generate_single(project=project, kind=data["kind"],
+                                                             overlap=data.get("overlap"))
+                    note = f"Created {created} new {data['kind']} task(s)."
+            except DomainError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                messages.success(request, note)
+                return redirect("annotator:feedback", slug=slug)
+    summary = project_feedback_summary(project=project)
+    annotated = (Item.objects.filter(project=project, annotations__isnull=False).distinct().order_by("-id")[:120])
+    return render(request, "researcher/feedback.html", {
+        "project": project, "role": role, "summary": summary, "annotated": annotated,
+        "settings_form": settings_form, "tasks_form": tasks_form,
+        "task_counts": dict(project.tasks.values_list("kind").annotate(n=Count("id")).order_by()),
+    })

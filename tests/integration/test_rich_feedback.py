@@ -375,3 +375,54 @@ def test_rater_next_task_and_submit_over_http(rich_project, client):
     assert ok.status_code == 201
     assert Annotation.objects.get().points == [{"x": 0.2, "y": 0.3, "kind": "misalignment"}]
     assert Assignment.objects.get(pk=a["id"]).state == "answered"
+
+
+# Researcher pages ------------------------------------------------------------------------------------
+
+
+def test_item_page_shows_votes_scores_and_overlays_to_members_only(rich_project, researcher, client):
+    item, rater = _annotated(rich_project)
+    client.force_login(UserFactory())
+    assert client.get(f"/projects/{rich_project.slug}/items/{item.pk}/").status_code == 404
+    client.force_login(researcher)
+    page = client.get(f"/projects/{rich_project.slug}/items/{item.pk}/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert f"/api/projects/{rich_project.slug}/items/{item.pk}/heatmaps/artifact/overlay/" in html
+    assert rater.public_id in html
+    assert 'style="background: rgba(49, 130, 206, 1.00)" title="1 of 1 raters: not shown correctly">cat</span>' in html
+    overlay = client.get(f"/api/projects/{rich_project.slug}/items/{item.pk}/heatmaps/artifact/overlay/")
+    assert overlay.status_code == 200 and overlay["Content-Type"] == "image/png"
+
+
+def test_prompt_script_is_escaped_on_the_item_page(researcher, client):
+    project = services.project_create(owner=researcher, name="XSS")
+    item = ItemFactory(project=project, prompt="<script>alert(1)</script> cat")
+    client.force_login(researcher)
+    html = client.get(f"/projects/{project.slug}/items/{item.pk}/").content.decode()
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_feedback_page_saves_settings_and_makes_tasks(rich_project, researcher, client):
+    import json
+
+    client.force_login(researcher)
+    url = f"/projects/{rich_project.slug}/feedback/"
+    assert client.get(url).status_code == 200
+    bad = client.post(url, {"form": "settings", "likert_dimensions": "[{", "checklist": "[]"})
+    assert bad.status_code == 200 and "Not valid JSON" in bad.content.decode()
+    bad = client.post(url, {"form": "settings", "likert_dimensions": '[{"name": "Bad Name"}]', "checklist": "[]"})
+    assert "name must be lower-case letters" in bad.content.decode()
+    ok = client.post(url, {"form": "settings", "likert_dimensions": json.dumps([{"name": "realism"}]),
+                           "checklist": json.dumps(CHECKLIST)})
+    assert ok.status_code == 302
+    rich_project.refresh_from_db()
+    assert [d["name"] for d in rich_project.likert_dimensions] == ["realism"]
+    assert len(rich_project.checklist) == 3
+    made = client.post(url, {"form": "tasks", "kind": "checklist", "overlap": "2"})
+    assert made.status_code == 302
+    assert Task.objects.filter(project=rich_project, kind="checklist").count() == 2
+    viewer = UserFactory()
+    services.membership_set(project=rich_project, user=viewer, role="viewer")
+    client.force_login(viewer)
+    assert client.post(url, {"form": "tasks", "kind": "rich"}).status_code == 403
