@@ -49,8 +49,13 @@ def worker(tmp_path):
     }
     log = open(tmp_path / "worker.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
-                             "--loglevel=INFO", "--purge", "--without-heartbeat", "--without-gossip", "--without-mingle"],
+                             "--loglevel=INFO", "--without-heartbeat", "--without-gossip", "--without-mingle"],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while "ready." not in (tmp_path / "worker.log").read_text():
+        assert proc.poll() is None, (tmp_path / "worker.log").read_text()
+        assert time.monotonic() < deadline, "the Celery worker did not start within 60 s"
+        time.sleep(0.2)
     yield proc
     proc.terminate()
     try:
