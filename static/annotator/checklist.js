@@ -77,6 +77,7 @@ function render(list) {
 
 async function next() {
   state.busy = true;
+  app.dataset.state = "loading";
   state.task = null;
   setStatus("Loading…");
   let data;
@@ -100,6 +101,7 @@ async function next() {
   state.shownAt = performance.now();
   state.busy = false;
   setStatus("");
+  app.dataset.state = "ready";
   focusQuestion(0);
 }
 

@@ -6,7 +6,7 @@ function apply() {
   const alpha = Number(opacity.value) / 100;
   for (const layer of layers) {
     const toggle = document.querySelector(`.layer-toggle[data-kind="${layer.dataset.kind}"]`);
-    layer.hidden = !toggle.checked;
+    layer.style.display = toggle.checked ? "" : "none";
     layer.style.opacity = String(alpha);
   }
 }

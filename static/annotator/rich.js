@@ -209,6 +209,7 @@ function loadImage(img, src) {
 
 async function next() {
   state.busy = true;
+  app.dataset.state = "loading";
   state.task = null;
   setStatus("Loading…");
   let data;
@@ -237,6 +238,7 @@ async function next() {
   state.shownAt = performance.now();
   state.busy = false;
   setStatus("");
+  app.dataset.state = "ready";
 }
 
 async function submit() {
