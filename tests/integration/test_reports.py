@@ -10,6 +10,7 @@ from django.urls import reverse
 from annotator import selectors, services
 from annotator.models import Judgment
 from ranking import reports
+from ranking.core import agreement
 from tests.factories import ItemFactory, RaterFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -265,3 +266,43 @@ def test_researcher_saves_limitations(project, client, researcher):
     assert client.post(url, {"limitations": "Raters were students."}).status_code == 302
     assert "Raters were students." in client.get(url).content.decode()
     assert Judgment.objects.count() == 0
+
+
+CHECKS = [{"id": "hands_ok", "dimension": "fidelity", "question": "Are the hands right?", "required": True}]
+
+
+def test_likert_and_checklist_agreement_from_annotations(researcher, client):
+    project = services.project_create(owner=researcher, name="Scores", overlap=3)
+    items = [ItemFactory(project=project, prompt="a dog") for _ in range(6)]
+    services.instruction_version_create(project=project, text="Score it.", created_by=researcher)
+    services.project_feedback_update(project=project, checklist=CHECKS)
+    services.tasks_generate_single(project=project, kind="rich", random_state=0)
+    services.tasks_generate_single(project=project, kind="checklist", random_state=0)
+    quality = {item.pk: q for item, q in zip(items, [1, 2, 3, 4, 5, 3])}
+    noisy = {items[0].pk, items[1].pk}  # raters disagree by one point on these two
+    submitted: dict[int, list[int]] = {}
+    for r in range(3):
+        rater = make_rater(project)
+        while (assignment := services.assignment_next(rater=rater)) is not None:
+            item_id = assignment.left_item_id
+            if assignment.task.kind == "rich":
+                score = quality[item_id] + (r % 2 if item_id in noisy else 0)
+                submitted.setdefault(item_id, []).append(score)
+                kwargs = {"scores": {d: score for d in ("plausibility", "alignment", "aesthetics", "overall")}}
+            else:
+                kwargs = {"checklist": {"hands_ok": quality[item_id] >= 3}}
+            services.annotation_create(rater=rater, assignment_id=assignment.pk, idempotency_key=uuid.uuid4(),
+                                       instruction_version_id=rater.acknowledged_instruction_id, **kwargs)
+    rich = reports.rich_agreement(project=project)
+    overall = next(d for d in rich["likert"] if d["name"] == "overall")
+    matrix = np.array([submitted[item.pk] for item in sorted(items, key=lambda i: i.pk)], dtype=float)
+    expected = agreement.icc(matrix)
+    assert overall["k"] == 3 and overall["n_targets_icc"] == 6
+    assert overall["icc1"]["value"] == pytest.approx(expected["ICC1"].value, abs=1e-12)
+    assert overall["icc1k"]["value"] == pytest.approx(expected["ICC1k"].value, abs=1e-12)
+    assert overall["shares"]["within_one"] == 1.0 and overall["shares"]["perfect"] == pytest.approx(4 / 6)
+    (check,) = rich["checklist"]
+    assert check["yes_rate"] == pytest.approx(4 / 6) and check["kappa"] == pytest.approx(1.0)
+    client.force_login(researcher)
+    page = client.get(reverse("ranking_reports:agreement", args=[project.slug])).content.decode()
+    assert "ICC(1,1)" in page and "Are the hands right?" in page and "No Likert data yet" not in page
