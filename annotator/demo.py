@@ -114,4 +114,5 @@ def demo_seed(*, images_per_prompt: int = 5) -> tuple[Project, str]:
         services.consent_version_create(project=project, text=CONSENT)
         services.instruction_version_create(project=project, text=INSTRUCTIONS, created_by=user)
         services.tasks_generate_within_prompt(project=project, random_state=1)
+        services.tasks_generate_random(project=project, budget=20, random_state=2)  # connects the prompts
     return project, password

@@ -229,6 +229,16 @@ def _store_item_scores(*, run: FitRun, data: ComparisonData, strengths, se, ci_l
         ], batch_size=2000)
 
 
+def comparison_components(data: ComparisonData) -> int:
+    """Number of connected groups of items (by any comparison). Strengths compare only within a group."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(data.item_ids)
+    graph = coo_matrix((np.ones(len(data.winners)), (data.winners, data.losers)), shape=(n, n))
+    return int(connected_components(graph, directed=False)[0])
+
+
 def _fit_and_store_bt(*, run: FitRun, data: ComparisonData, timings: dict) -> dict:
     t0 = time.perf_counter()
     fit = fit_bt(data.winners, data.losers, len(data.item_ids), tied=data.tied if data.tied.any() else None,
@@ -245,6 +255,7 @@ def _fit_and_store_bt(*, run: FitRun, data: ComparisonData, timings: dict) -> di
         "n_ties": int(data.tied.sum()),
         "n_items": int(len(data.item_ids)),
         "n_raters": int(len(data.rater_ids)),
+        "n_components": comparison_components(data),
         "log_likelihood": float(fit.log_likelihood),
         "tie_param": fit.tie_param,
         "n_iter": int(fit.n_iter),

@@ -15,7 +15,7 @@ MIN_FOR_HOLDOUT = 40
 
 
 def fit_and_store_hbt(*, run: FitRun, data, timings: dict, progress: Callable[[float], None]) -> dict:
-    from ranking.fitting import _store_item_scores
+    from ranking.fitting import _store_item_scores, comparison_components
 
     params = run.params
     n_items, n_raters = len(data.item_ids), len(data.rater_ids)
@@ -71,6 +71,7 @@ def fit_and_store_hbt(*, run: FitRun, data, timings: dict, progress: Callable[[f
         "n_ties": int(data.tied.sum()),
         "n_items": n_items,
         "n_raters": n_raters,
+        "n_components": comparison_components(data),
         "tau": float(fit.tau),
         "tau_selection": "cross-validation" if params.get("tau") is None else "given",
         "tie_param": float(fit.tie_param) if tied is not None else None,

@@ -21,9 +21,12 @@ def fit_refit_requested(*, project_id: int) -> None:
         pending = FitRun.objects.filter(project_id=project_id, model=model, status=FitStatus.QUEUED, automatic=True)
         if pending.exists():
             continue
+        from ranking.fitting import validate_params
+
         try:
             with transaction.atomic():
-                run = FitRun.objects.create(project_id=project_id, model=model, automatic=True)
+                run = FitRun.objects.create(project_id=project_id, model=model, automatic=True,
+                                            params=validate_params(model=model, params={}))
         except IntegrityError:
             continue  # another judgment created it concurrently
         delay = settings.PREFLAB_AUTO_FIT_DELAY_S  # let a burst of judgments land before fitting

@@ -50,6 +50,7 @@ def test_bt_fit_runs_and_matches_the_core(judged):
     assert run.status == "succeeded", run.error
     assert run.progress == 1.0
     assert run.summary["n_comparisons"] == 8 * 15
+    assert run.summary["n_components"] == 1
     rows = selectors.leaderboard(fit=run)
     assert [r.item_id for r in rows][:2] == [items[0].pk, items[1].pk]
     data = comparison_data(project_id=project.pk, cutoff_judgment_id=run.cutoff_judgment_id, params=run.params)
