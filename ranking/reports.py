@@ -528,9 +528,9 @@ def rich_agreement(*, project: Project) -> dict:
     return result
 
 
-def icc_chart(*, likert: list[dict], width: int = 560) -> dict:
+def icc_chart(*, likert: list[dict], width: int = 760) -> dict:
     """Geometry of the horizontal ICC chart (0–1 axis) with the crowd and lab reference lines."""
-    left, right, row_h, top = 150, 20, 26, 24
+    left, right, row_h, top = 230, 30, 26, 24
     span = width - left - right
     bars = []
     for i, dim in enumerate(likert):
