@@ -33,7 +33,7 @@ from django.utils import timezone
 from annotator.models import ConsentVersion, Demographics, InstructionVersion, Item, Judgment, Project, Rater
 from ranking.core import agreement
 from ranking.core.bt import ConvergenceError, fit_bt
-from ranking.core.consistency import group_lr_test, triad_counts
+from ranking.core.consistency import group_lr_test, nominal_alpha_from_counts, triad_counts
 
 DEMOGRAPHIC_FIELDS = ("country", "languages", "age_band", "gender", "expertise", "colour_vision", "device")
 FIELD_LABELS = {"country": "Country", "languages": "Languages", "age_band": "Age band", "gender": "Gender",
@@ -252,8 +252,8 @@ def pairwise_agreement(*, rows: PairwiseRows, with_ci: bool = True) -> dict:
     else:
         alpha["value"], alpha["reason"] = _try(agreement.krippendorff_alpha, slots, "nominal")
         if alpha["value"] is not None and with_ci:
-            alpha["ci"] = _bootstrap_ci(lambda i: agreement.krippendorff_alpha(slots[:, i], "nominal"),
-                                        slots.shape[1])
+            multi_counts = counts[multi]  # same alpha from counts (see nominal_alpha_from_counts), fast to resample
+            alpha["ci"] = _bootstrap_ci(lambda i: nominal_alpha_from_counts(multi_counts[i]), multi_counts.shape[0])
     result["alpha_nominal"] = alpha
     result["repeats"] = repeated_pairs(rows=rows)
     return result

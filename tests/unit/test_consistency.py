@@ -55,3 +55,16 @@ def test_lr_test_uses_only_items_compared_in_every_group():
     assert res.df == 1
     with pytest.raises(ValueError):
         group_lr_test([0], [1], [0], n_groups=2)
+
+
+def test_nominal_alpha_from_counts_matches_krippendorff_alpha():
+    from ranking.core.agreement import krippendorff_alpha
+    from ranking.core.consistency import nominal_alpha_from_counts
+
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 3, (6, 300)).astype(float)
+    data[rng.random(data.shape) < 0.4] = np.nan
+    counts = np.stack([(data == c).sum(axis=0) for c in range(3)], axis=1)
+    assert nominal_alpha_from_counts(counts) == pytest.approx(krippendorff_alpha(data, "nominal"), abs=1e-12)
+    with pytest.raises(ValueError):
+        nominal_alpha_from_counts([[1, 0, 0], [0, 1, 0]])
