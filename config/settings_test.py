@@ -5,11 +5,11 @@ The database and broker still come from ``DATABASE_URL`` / ``CELERY_BROKER_URL``
 """
 
 import os
+import secrets
 import tempfile
 
-from django.core.management.utils import get_random_secret_key
-
-os.environ.setdefault("SECRET_KEY", get_random_secret_key())
+# token_urlsafe never starts with "$", which the settings loader would read as a reference to another variable.
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("PREFLAB_VAR_DIR", tempfile.mkdtemp(prefix="preflab-test-"))
 
