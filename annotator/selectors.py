@@ -10,6 +10,7 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate
 
 from annotator.models import (
+    Annotation,
     Assignment,
     AssignmentState,
     ConsentVersion,
@@ -113,6 +114,7 @@ def project_progress(*, project: Project, rater_limit: int = 200) -> ProjectProg
         tasks.values_list("n_judgments").annotate(n=Count("id")).order_by("n_judgments")
     )
     n_judgments = Judgment.objects.filter(project=project).count()
+    n_judgments += Annotation.objects.filter(project=project).count()  # rich-feedback and checklist answers
     wanted = n_tasks * project.overlap
     done_towards_goal = sum(min(k, project.overlap) * n for k, n in histogram)
     times = list(

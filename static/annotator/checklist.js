@@ -34,6 +34,7 @@ function answer(i, value) {
   state.answers[q.id] = value;
   const row = rows()[i];
   row.classList.remove("missing");
+  if (questions().every((x) => !x.required || x.id in state.answers)) setStatus("");
   row.querySelectorAll("button[data-answer]").forEach((b) => b.setAttribute("aria-pressed", String((b.dataset.answer === "yes") === value)));
 }
 
@@ -91,6 +92,9 @@ async function next() {
   if (data.status === "blocked") { window.location.assign(app.dataset.instructionsUrl); return; }
   const a = data.assignment;
   if (a.kind !== "checklist") { window.location.assign(app.dataset.taskUrl); return; }
+  // Group the questions by dimension (in order of first appearance), keeping their order within a group.
+  const order = [...new Set(a.checklist.map((q) => q.dimension))];
+  a.checklist = order.flatMap((d) => a.checklist.filter((q) => q.dimension === d));
   setProgress(data.progress);
   $("prompt").textContent = a.prompt;
   state.answers = {};

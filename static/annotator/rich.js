@@ -194,6 +194,7 @@ function setScore(i, score) {
   state.scores[d.name] = score;
   const row = rows()[i];
   row.classList.remove("missing");
+  if (dims().every((x) => state.scores[x.name])) setStatus("");
   row.querySelectorAll("button[data-score]").forEach((b) => b.setAttribute("aria-pressed", String(Number(b.dataset.score) === score)));
 }
 

@@ -21,7 +21,16 @@ PROMPT = "A blue bird, sitting on a wooden fence."  # tokens: A blue bird sittin
 
 
 @pytest.fixture(scope="module")
-def rich_browser():
+def rich_browser(request):
+    # Only one Playwright sync session can run in a thread: reuse the shared browser when a conftest
+    # provides one, else start our own.
+    try:
+        shared = request.getfixturevalue("browser")
+    except pytest.FixtureLookupError:
+        shared = None
+    if shared is not None:
+        yield shared
+        return
     if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
         pytest.fail(f"Chromium not found at {CHROMIUM}")
     from playwright.sync_api import sync_playwright
