@@ -210,6 +210,11 @@ def item_detail(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
     })
 
 
+def _ordered(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
+    """JSON objects with their keys in a readable order (PostgreSQL's jsonb does not keep it)."""
+    return [{k: row[k] for k in keys if k in row} for row in rows]
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def feedback(request: HttpRequest, slug: str) -> HttpResponse:
@@ -217,7 +222,8 @@ def feedback(request: HttpRequest, slug: str) -> HttpResponse:
     project, role = _member(request, slug, write=request.method == "POST")
     settings_form = FeedbackSettingsForm(
         request.POST if request.POST.get("form") == "settings" else None,
-        initial={"likert_dimensions": project.likert_dimensions, "checklist": project.checklist})
+        initial={"likert_dimensions": _ordered(project.likert_dimensions, ("name", "label", "low", "high", "key")),
+                 "checklist": _ordered(project.checklist, ("id", "dimension", "question", "required"))})
     tasks_form = SingleTaskGenerateForm(
         request.POST if request.POST.get("form") == "tasks" else None,
         initial={"kind": "rich", "overlap": project.overlap})

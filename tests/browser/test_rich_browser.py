@@ -131,6 +131,9 @@ def test_rater_marks_points_words_and_scores(live_server, rich_page, rich_study)
     assert "3" in page.inner_text("#score-table")
     page.check('.layer-toggle[data-kind="misalignment"]')
     page.screenshot(path="/tmp/rich-item.png", full_page=True)
+    page.goto(f"{live_server.url}/projects/{rich_study.slug}/feedback/")
+    assert page.inner_text("#share-artifact") == "100%"
+    page.screenshot(path="/tmp/rich-project.png", full_page=True)
 
 
 def test_checklist_answered_by_keys(live_server, rich_page):

@@ -426,3 +426,38 @@ def test_feedback_page_saves_settings_and_makes_tasks(rich_project, researcher, 
     services.membership_set(project=rich_project, user=viewer, role="viewer")
     client.force_login(viewer)
     assert client.post(url, {"form": "tasks", "kind": "rich"}).status_code == 403
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_same_key_submitted_concurrently_is_stored_once(researcher):
+    import threading
+
+    project = services.project_create(owner=researcher, name="Dup rich", overlap=1)
+    ItemFactory(project=project, prompt=PROMPT)
+    services.instruction_version_create(project=project, text="Mark.", created_by=researcher)
+    services.tasks_generate_single(project=project, kind="rich")
+    rater = ready_rater(project)
+    assignment = services.assignment_next(rater=rater)
+    key = uuid.uuid4()
+    barrier = threading.Barrier(6)
+    outcomes, errors = [], []
+
+    def send():
+        try:
+            barrier.wait()
+            outcomes.append(annotate(rater, assignment, key=key)[1])
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert outcomes.count(True) == 1
+    assert Annotation.objects.filter(idempotency_key=key).count() == 1
+    assert Task.objects.get(project=project).n_judgments == 1
