@@ -160,3 +160,20 @@ def test_checklist_answered_by_keys(live_server, rich_page):
     page.keyboard.press("Enter")
     page.wait_for_url(f"**/r/{project.slug}/done/")
     assert Annotation.objects.get().answers == {"count": True, "hands": False}
+
+
+def test_touch_taps_add_and_remove_points(live_server, rich_browser, rich_study):
+    context = rich_browser.new_context(viewport={"width": 800, "height": 900}, has_touch=True, is_mobile=True)
+    try:
+        page = context.new_page()
+        _join(page, live_server, rich_study)
+        box = page.locator("#rich-img").bounding_box()
+        x, y = box["x"] + 0.4 * box["width"], box["y"] + 0.5 * box["height"]
+        page.touchscreen.tap(x, y)
+        assert page.locator("#rich-overlay .artifact").count() == 1
+        cx = float(page.locator("#rich-overlay .centre").get_attribute("cx"))
+        assert abs(cx - 0.4 * box["width"]) <= 1
+        page.touchscreen.tap(x, y)
+        assert page.locator("#rich-overlay .point").count() == 0
+    finally:
+        context.close()
