@@ -1,6 +1,7 @@
 from django.urls import path
 
 from annotator import api
+from annotator.export_views import JudgmentExport
 
 urlpatterns = [
     path("projects/", api.ProjectListCreate.as_view(), name="api_projects"),
@@ -12,6 +13,7 @@ urlpatterns = [
     path("projects/<slug:slug>/tasks/", api.TaskList.as_view(), name="api_tasks"),
     path("projects/<slug:slug>/tasks/generate/", api.TaskGenerate.as_view(), name="api_tasks_generate"),
     path("projects/<slug:slug>/judgments/", api.JudgmentList.as_view(), name="api_judgments"),
+    path("projects/<slug:slug>/judgments/export/", JudgmentExport.as_view(), name="api_judgments_export"),
     path("projects/<slug:slug>/raters/", api.RaterList.as_view(), name="api_raters"),
     path("projects/<slug:slug>/progress/", api.Progress.as_view(), name="api_progress"),
     path("projects/<slug:slug>/feedback/", api.ProjectFeedbackList.as_view(), name="api_project_feedback"),
