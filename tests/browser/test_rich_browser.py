@@ -9,15 +9,28 @@ from annotator import services
 from annotator.models import Annotation
 from tests.factories import ItemFactory, UserFactory
 
-# Playwright's sync API runs an event loop in this thread; Django's ORM calls in the test are still sync.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM = os.environ.get("PREFLAB_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]
 PROMPT = "A blue bird, sitting on a wooden fence."  # tokens: A blue bird sitting on a wooden fence
+
+
+@pytest.fixture(scope="module", autouse=True)
+def rich_allow_sync_orm():
+    """Playwright's sync API runs an event loop in this thread; the test's ORM calls are still sync.
+
+    Set only while this module runs, so that later tests (e.g. ``check --deploy`` in a subprocess)
+    do not inherit DJANGO_ALLOW_ASYNC_UNSAFE.
+    """
+    before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if before is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
 
 
 @pytest.fixture(scope="module")
