@@ -5,7 +5,9 @@ import shutil
 
 import pytest
 
-# Playwright's sync API runs an event loop in this thread; Django's ORM calls in the test are still sync.
+
+# Playwright's sync API runs an event loop in this thread; the tests' ORM calls are still sync.
+# (Subprocesses that must not inherit this, such as `check --deploy`, drop it from their environment.)
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = os.environ.get("PREFLAB_CHROMIUM", "/usr/bin/chromium")

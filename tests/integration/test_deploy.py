@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_check_deploy_has_no_warnings(tmp_path):
     env = {
-        **{k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DEBUG")},
+        **{k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")},
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "SECRET_KEY": "k" * 20 + "Zq8#vR!2mX@pL5&nW9^tY3*bH6(jC1)eF4-gA7+dS0=uK",
         "DEBUG": "0",
