@@ -18,13 +18,15 @@ Incremental exports: ``since_id`` keeps judgments with ``id > since_id``; the re
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from django.db.models import TextField
+from django.db import NotSupportedError
+from django.db.models import BigIntegerField, Func, TextField
 from django.db.models.functions import Cast
 
 from annotator.errors import InvalidInput
@@ -39,8 +41,8 @@ _UTC_US = pa.timestamp("us", tz="UTC")
 #: (column name, ORM lookup, Arrow type). The order is the file's column order.
 COLUMNS: tuple[tuple[str, str, pa.DataType], ...] = (
     ("judgment_id", "id", pa.int64()),
-    ("submitted_at", "submitted_at", _UTC_US),
-    ("shown_at", "shown_at", _UTC_US),
+    ("submitted_at", "submitted_at_us", _UTC_US),
+    ("shown_at", "shown_at_us", _UTC_US),
     ("rater", "rater__public_id", pa.string()),
     ("task_id", "task_id", pa.int64()),
     ("left_item_id", "left_item_id", pa.int64()),
@@ -78,7 +80,35 @@ SCHEMA = pa.schema(
 #: Rows per keyset page = per RecordBatch = per Parquet row group.
 PAGE_ROWS = 50_000
 #: Rows fetched per round trip of the streaming cursor inside a page.
-FETCH_ROWS = 5_000
+FETCH_ROWS = 10_000
+
+
+class EpochMicros(Func):
+    """A timestamp as whole microseconds since 1970-01-01 UTC, computed by the database.
+
+    Exporting integers instead of datetimes halves the export time: the driver then builds no
+    Python datetime per value (the ORM's time-zone-aware loader parses each one in Python), and Arrow
+    turns the integers into a UTC timestamp column in one vectorised cast.
+    """
+
+    output_field = BigIntegerField()
+
+    @property
+    def convert_value(self):
+        return self._convert_value_noop  # the database already returns an integer: no per-row int()
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"(EXTRACT(EPOCH FROM {sql}) * 1000000)::bigint", params
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        # Stored as 'YYYY-MM-DD HH:MM:SS[.ffffff]' in UTC: whole seconds, plus the 6-digit fraction if any.
+        sql, params = compiler.compile(self.source_expressions[0])
+        return (f"(CAST(strftime('%%s', {sql}) AS INTEGER) * 1000000 + CAST(substr({sql}, 21, 6) AS INTEGER))",
+                params * 2)
+
+    def as_sql(self, compiler, connection, **extra_context):
+        raise NotSupportedError(f"Judgment export supports PostgreSQL and SQLite, not {connection.vendor}.")
 
 
 @dataclass(frozen=True)
@@ -108,6 +138,10 @@ def judgments_export(
     else:
         writer = pa_csv.CSVWriter(out, SCHEMA)
     n_rows, last_id = 0, None
+    # A page is ~50,000 row tuples, all alive at once: the cyclic GC would repeatedly traverse them
+    # (measured: it more than doubled the export time). They hold no cycles, so pause it while exporting.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         for batch in _record_batches(project=project, since_id=since_id, page_rows=page_rows):
             writer.write_batch(batch)
@@ -115,6 +149,8 @@ def judgments_export(
             last_id = batch.column(0)[-1].as_py()
     finally:
         writer.close()
+        if gc_was_enabled:
+            gc.enable()
     return ExportReport(n_rows=n_rows, last_id=last_id)
 
 
@@ -122,7 +158,11 @@ def _record_batches(*, project: Project, since_id: int | None, page_rows: int):
     """Yield one RecordBatch per keyset page of at most ``page_rows`` judgments, in id order."""
     base = (
         Judgment.objects.filter(project=project)
-        .annotate(flags_json=Cast("flags", output_field=TextField()))
+        .annotate(
+            flags_json=Cast("flags", output_field=TextField()),
+            submitted_at_us=EpochMicros("submitted_at"),
+            shown_at_us=EpochMicros("shown_at"),
+        )
         .order_by("id")
         .values_list(*(lookup for _, lookup, _ in COLUMNS))
     )
@@ -136,9 +176,14 @@ def _record_batches(*, project: Project, since_id: int | None, page_rows: int):
         n_rows = len(rows)
         columns = list(zip(*rows))  # transposed in C; the values themselves are shared, not copied
         del rows
-        yield pa.RecordBatch.from_arrays(
-            [pa.array(values, type=type_) for values, (_, _, type_) in zip(columns, COLUMNS)], schema=SCHEMA
-        )
+        yield pa.RecordBatch.from_arrays([_arrow(values, type_) for values, (_, _, type_) in zip(columns, COLUMNS)],
+                                         schema=SCHEMA)
         del columns
         if n_rows < page_rows:
             return
+
+
+def _arrow(values, type_: pa.DataType) -> pa.Array:
+    if pa.types.is_timestamp(type_):
+        return pa.array(values, pa.int64()).cast(type_)  # microseconds since the epoch, UTC
+    return pa.array(values, type=type_)
