@@ -89,3 +89,40 @@ class DatasheetNote(models.Model):
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="datasheet_note")
     limitations = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+
+class ReportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class AgreementReport(models.Model):
+    """A stored agreement report: every section the agreement page and the datasheet show.
+
+    Computed by a Celery worker (or, for a small project's first view, on request) from the data up
+    to its cut-offs (the last judgment id and the last annotation id it saw). ``result`` is what
+    :func:`ranking.reports.agreement_compute` returns; it is written once, when the report succeeds.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="agreement_reports")
+    status = models.CharField(max_length=12, choices=ReportStatus.choices, default=ReportStatus.QUEUED)
+    progress = models.FloatField(default=0.0)
+    cutoff_judgment_id = models.BigIntegerField(null=True, blank=True)
+    cutoff_annotation_id = models.BigIntegerField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project"], condition=Q(status="queued"),
+                                    name="agreementreport_one_queued"),
+            models.CheckConstraint(condition=Q(progress__gte=0) & Q(progress__lte=1),
+                                   name="agreementreport_progress_range"),
+        ]
+        indexes = [models.Index(fields=["project", "status", "-id"], name="agreementreport_latest")]
+        ordering = ["-id"]

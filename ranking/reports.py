@@ -1,8 +1,11 @@
 """Agreement reports and the datasheet: stored rows → arrays → ``ranking.core`` → plain dicts.
 
-Reads only (nothing here writes, except :func:`datasheet_note_update`). Everything is computed on
-request from the current data; the pages say so. Rater identities never leave this module except
-as pseudonymous ``public_id``; external ids (crowd-platform participant ids) are never read.
+Reads only (nothing here writes, except :func:`datasheet_note_update`). :func:`agreement_compute`
+computes every section both pages show, as JSON-ready data, from the data up to a cut-off; a
+Celery worker stores it as an ``AgreementReport`` (see :mod:`ranking.report_jobs`) and the pages
+render a stored report through :func:`agreement_view` and :func:`datasheet_view`. Rater identities
+never leave this module except as pseudonymous ``public_id``; external ids (crowd-platform
+participant ids) are never read.
 
 Methods, as the pages state them:
 
@@ -21,14 +24,19 @@ Methods, as the pages state them:
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, is_dataclass
+from datetime import date, datetime
 
 import numpy as np
 from django.apps import apps
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from annotator.models import ConsentVersion, Demographics, InstructionVersion, Item, Judgment, Project, Rater
 from ranking.core import agreement
@@ -81,9 +89,16 @@ class PairwiseRows:
         return np.where(b_won, self.item_b, self.item_a), np.where(b_won, self.item_a, self.item_b)
 
 
-def pairwise_rows(*, project: Project) -> PairwiseRows:
+def _judgments(*, project: Project, cutoff_judgment_id: int | None = None):
+    qs = Judgment.objects.filter(project=project)
+    return qs if cutoff_judgment_id is None else qs.filter(id__lte=cutoff_judgment_id)
+
+
+def pairwise_rows(*, project: Project, cutoff_judgment_id: int | None = None) -> PairwiseRows:
+    """The project's pairwise judgments (those with id ≤ ``cutoff_judgment_id`` if given)."""
     rows = list(
-        Judgment.objects.filter(project=project, task__kind="pairwise", right_item__isnull=False)
+        _judgments(project=project, cutoff_judgment_id=cutoff_judgment_id)
+        .filter(task__kind="pairwise", right_item__isnull=False)
         .order_by("id")
         .values_list("id", "task_id", "task__item_a_id", "task__item_b_id", "winner_id", "is_tie", "rater_id")
     )
@@ -495,14 +510,17 @@ def checklist_agreement(*, item_index: np.ndarray, answers: np.ndarray, n_items:
     return out
 
 
-def rich_agreement(*, project: Project) -> dict:
+def rich_agreement(*, project: Project, cutoff_annotation_id: int | None = None) -> dict:
     """Likert and checklist agreement when rich feedback exists; honest 'nothing yet' otherwise."""
     model = _annotation_model()
     result: dict = {"available": model is not None, "likert": [], "checklist": [],
                     "icc_references": ICC_REFERENCES}
     if model is None:
         return result
-    rows = list(model.objects.filter(project=project).order_by("id").values_list("item_id", "kind", "scores",
+    annotations = model.objects.filter(project=project)
+    if cutoff_annotation_id is not None:
+        annotations = annotations.filter(id__lte=cutoff_annotation_id)
+    rows = list(annotations.order_by("id").values_list("item_id", "kind", "scores",
                                                                                  "answers"))
     item_ids = sorted({r[0] for r in rows})
     index = {item_id: i for i, item_id in enumerate(item_ids)}
@@ -564,22 +582,101 @@ def _public_ids(project: Project) -> dict[int, str]:
     return dict(Rater.objects.filter(project=project).values_list("id", "public_id"))
 
 
-def agreement_report(*, project: Project, field: str = "expertise", sort: str = "controversy") -> dict:
-    """Everything the agreement page shows, computed now from the current data."""
+OPINION_SORTS = ("controversy", "n", "agreement")
+DATASHEET_DATETIMES = {"collection_period": ("first_judgment", "last_judgment"),
+                       "instruction_versions": ("created_at", "in_force_from", "in_force_until", "first_shown_at"),
+                       "consent_versions": ("created_at",)}
+
+
+def report_jsonable(value):
+    """``value`` as JSON data: numpy scalars and arrays to Python, tuples to lists, dataclasses to dicts,
+    datetimes to ISO 8601 strings (as Django's JSON encoder writes them), NaN and ±inf to None."""
+    if isinstance(value, dict):
+        return {str(k): report_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [report_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return report_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if is_dataclass(value) and not isinstance(value, type):
+        return report_jsonable(asdict(value))
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (datetime, date)):
+        return DjangoJSONEncoder().default(value)
+    return value
+
+
+def agreement_compute(*, project: Project, cutoff_judgment_id: int | None = None,
+                      cutoff_annotation_id: int | None = None,
+                      progress: Callable[[float], None] | None = None) -> dict:
+    """Every section the agreement page and the datasheet show, as JSON-ready data.
+
+    Uses the judgments with id ≤ ``cutoff_judgment_id`` and the annotations with id ≤
+    ``cutoff_annotation_id`` (all of them when None). The page's choices are all precomputed:
+    opinions under each of :data:`OPINION_SORTS`, the group breakdown by each of
+    :data:`DEMOGRAPHIC_FIELDS`. ``progress(fraction)`` is called between sections. This is what an
+    ``AgreementReport`` stores; :func:`agreement_view` and :func:`datasheet_view` read it.
+    """
+    step = progress or (lambda fraction: None)
+    rows = pairwise_rows(project=project, cutoff_judgment_id=cutoff_judgment_id)
+    names = _item_names(project)
+    step(0.1)
+    result: dict = {"pairwise": pairwise_agreement(rows=rows)}
+    step(0.3)
+    result["opinions"] = {sort: pair_opinions(rows=rows, item_names=names, sort=sort) for sort in OPINION_SORTS}
+    result["quality"] = rater_quality(rows=rows, public_ids=_public_ids(project))
+    step(0.45)
+    result["groups"] = {}
+    for k, field in enumerate(DEMOGRAPHIC_FIELDS):
+        result["groups"][field] = group_breakdown(rows=rows, groups_by_rater=rater_groups(project=project, field=field),
+                                                  field=field, item_names=names)
+        step(0.45 + 0.4 * (k + 1) / len(DEMOGRAPHIC_FIELDS))
+    result["rich"] = rich_agreement(project=project, cutoff_annotation_id=cutoff_annotation_id)
+    step(0.9)
+    judgments = _judgments(project=project, cutoff_judgment_id=cutoff_judgment_id)
+    period = judgments.aggregate(first=Min("submitted_at"), last=Max("submitted_at"))
+    model = _annotation_model()
+    annotations = model.objects.filter(project=project) if model is not None else None
+    if annotations is not None and cutoff_annotation_id is not None:
+        annotations = annotations.filter(id__lte=cutoff_annotation_id)
+    result["collection_period"] = {"first_judgment": period["first"], "last_judgment": period["last"]}
+    result["counts"] = {
+        "items": Item.objects.filter(project=project).count(),
+        "pairwise_tasks": project.tasks.filter(kind="pairwise").count(),
+        "raters_joined": Rater.objects.filter(project=project).count(),
+        "raters_with_judgments": int(rows.rater_ids.size),
+        "judgments": judgments.count(),
+        "annotations": annotations.count() if annotations is not None else 0,
+    }
+    result["demographics"] = demographics_summary(project=project)
+    result["instruction_versions"] = instruction_history(project=project, cutoff_judgment_id=cutoff_judgment_id,
+                                                         cutoff_annotation_id=cutoff_annotation_id)
+    result["consent_versions"] = consent_history(project=project)
+    step(0.95)
+    return report_jsonable(result)
+
+
+def agreement_view(*, result: dict, field: str = "expertise", sort: str = "controversy") -> dict:
+    """What the agreement page shows of a computed report, for one group field and one sort order."""
     if field not in DEMOGRAPHIC_FIELDS:
         field = "expertise"
-    rows = pairwise_rows(project=project)
-    names = _item_names(project)
+    if sort not in OPINION_SORTS:
+        sort = "controversy"
     return {
-        "pairwise": pairwise_agreement(rows=rows),
-        "opinions": pair_opinions(rows=rows, item_names=names, sort=sort),
-        "quality": rater_quality(rows=rows, public_ids=_public_ids(project)),
-        "groups": group_breakdown(rows=rows, groups_by_rater=rater_groups(project=project, field=field),
-                                  field=field, item_names=names),
-        "rich": rich_agreement(project=project),
+        "pairwise": result["pairwise"],
+        "opinions": result["opinions"][sort],
+        "quality": result["quality"],
+        "groups": result["groups"][field],
+        "rich": result["rich"],
         "fields": [(f, FIELD_LABELS[f]) for f in DEMOGRAPHIC_FIELDS],
-        "computed_at": timezone.now(),
     }
+
+
+def agreement_report(*, project: Project, field: str = "expertise", sort: str = "controversy") -> dict:
+    """The agreement page's content computed now from all current data (no stored report)."""
+    return agreement_view(result=agreement_compute(project=project), field=field, sort=sort)
 
 
 def demographics_summary(*, project: Project) -> list[dict]:
@@ -598,13 +695,18 @@ def demographics_summary(*, project: Project) -> list[dict]:
     return out
 
 
-def instruction_history(*, project: Project) -> list[dict]:
+def instruction_history(*, project: Project, cutoff_judgment_id: int | None = None,
+                        cutoff_annotation_id: int | None = None) -> list[dict]:
+    judged = Q() if cutoff_judgment_id is None else Q(judgments__id__lte=cutoff_judgment_id)
     versions = list(InstructionVersion.objects.filter(project=project).order_by("version")
-                    .annotate(n_judgments=Count("judgments", distinct=True)))
+                    .annotate(n_judgments=Count("judgments", filter=judged, distinct=True)))
     model = _annotation_model()
     n_ann = {}
     if model is not None:
-        n_ann = dict(model.objects.filter(project=project).values_list("instruction_version_id")
+        annotations = model.objects.filter(project=project)
+        if cutoff_annotation_id is not None:
+            annotations = annotations.filter(id__lte=cutoff_annotation_id)
+        n_ann = dict(annotations.values_list("instruction_version_id")
                      .annotate(n=Count("id")).values_list("instruction_version_id", "n"))
     out = []
     for i, v in enumerate(versions):
@@ -622,56 +724,66 @@ def consent_history(*, project: Project) -> list[dict]:
             for v in versions]
 
 
+def _revive(value):
+    return parse_datetime(value) if isinstance(value, str) else value
+
+
+DATASHEET_METHODS = [
+    "Pair categories: item A preferred, item B preferred, tie (A is the pair's first item, not a screen side).",
+    "Fleiss' kappa: pairs with at least m judgments, m the most common count among pairs with ≥ 2; "
+    "the first m judgments of each by submission time. Krippendorff's alpha (nominal) uses every judgment.",
+    f"95% intervals for agreement: percentile bootstrap over pairs ({BOOTSTRAP_RESAMPLES} resamples, seed 0).",
+    "Group difference: likelihood-ratio test of one Bradley–Terry model for all groups against one per group, "
+    "decided judgments only, items compared within every group; df = (groups − 1)·(common items − 1); "
+    f"fits with a weak N(0, {1 / BT_ALPHA:g}) prior. Groups with fewer than {MIN_GROUP_RATERS} raters or "
+    f"{MIN_GROUP_JUDGMENTS} judgments are reported as too small and left out of the test, as are "
+    "'not answered' and 'prefer not to say'.",
+    "Raters appear only in aggregate; no identities or external participant ids are included.",
+]
+
+
+def datasheet_view(*, result: dict, project: Project, generated_at=None, report: dict | None = None) -> dict:
+    """The datasheet as plain data from a computed report (the page, the Markdown and the JSON download).
+
+    The project's name and description and the researcher's known limitations are read now; everything
+    else is the report's, as of its cut-off. ``report`` (id, cut-offs) is included when given.
+    """
+    sheet = {
+        "project": {"name": project.name, "slug": project.slug, "description": project.description},
+        "generated_at": generated_at or timezone.now(),
+        "collection_period": {k: _revive(v) for k, v in result["collection_period"].items()},
+        "counts": result["counts"],
+        "demographics": result["demographics"],
+        "instruction_versions": [{k: _revive(v) if k in DATASHEET_DATETIMES["instruction_versions"] else v
+                                  for k, v in row.items()} for row in result["instruction_versions"]],
+        "consent_versions": [{k: _revive(v) if k in DATASHEET_DATETIMES["consent_versions"] else v
+                              for k, v in row.items()} for row in result["consent_versions"]],
+        "agreement": {"pairwise": result["pairwise"], "rich": result["rich"]},
+        "group_differences": {
+            field: {"label": g["field_label"],
+                    "groups": [{k: grp[k] for k in ("label", "n_raters", "n_judgments", "too_small",
+                                                    "mean_majority_share", "alpha_nominal")} for grp in g["groups"]],
+                    "lr_test": g["lr_test"]}
+            for field in DEMOGRAPHIC_FIELDS if (g := result["groups"].get(field)) is not None
+        },  # in field order: a PostgreSQL jsonb column does not keep key order
+        "limitations": datasheet_limitations(project=project),
+        "methods": DATASHEET_METHODS,
+    }
+    if report is not None:
+        sheet["report"] = report
+    return sheet
+
+
 def datasheet_build(*, project: Project) -> dict:
-    """The datasheet as plain data (the page, the Markdown and the JSON download all render this)."""
-    judgments = Judgment.objects.filter(project=project)
-    period = judgments.aggregate(first=Min("submitted_at"), last=Max("submitted_at"))
-    rows = pairwise_rows(project=project)
-    by_field = {}
-    for field in DEMOGRAPHIC_FIELDS:
-        g = group_breakdown(rows=rows, groups_by_rater=rater_groups(project=project, field=field), field=field,
-                            item_names={}, top=0)
-        by_field[field] = {
-            "label": g["field_label"],
-            "groups": [{k: grp[k] for k in ("label", "n_raters", "n_judgments", "too_small",
-                                            "mean_majority_share", "alpha_nominal")} for grp in g["groups"]],
-            "lr_test": g["lr_test"],
-        }
+    """The datasheet computed now from all current data (no stored report)."""
+    return datasheet_view(result=agreement_compute(project=project), project=project)
+
+
+def datasheet_limitations(*, project: Project) -> str:
     from ranking.models import DatasheetNote
 
     note = DatasheetNote.objects.filter(project=project).first()
-    model = _annotation_model()
-    return {
-        "project": {"name": project.name, "slug": project.slug, "description": project.description},
-        "generated_at": timezone.now(),
-        "collection_period": {"first_judgment": period["first"], "last_judgment": period["last"]},
-        "counts": {
-            "items": Item.objects.filter(project=project).count(),
-            "pairwise_tasks": project.tasks.filter(kind="pairwise").count(),
-            "raters_joined": Rater.objects.filter(project=project).count(),
-            "raters_with_judgments": int(rows.rater_ids.size),
-            "judgments": judgments.count(),
-            "annotations": model.objects.filter(project=project).count() if model is not None else 0,
-        },
-        "demographics": demographics_summary(project=project),
-        "instruction_versions": instruction_history(project=project),
-        "consent_versions": consent_history(project=project),
-        "agreement": {"pairwise": pairwise_agreement(rows=rows), "rich": rich_agreement(project=project)},
-        "group_differences": by_field,
-        "limitations": note.limitations if note else "",
-        "methods": [
-            "Pair categories: item A preferred, item B preferred, tie (A is the pair's first item, not a screen side).",
-            "Fleiss' kappa: pairs with at least m judgments, m the most common count among pairs with ≥ 2; "
-            "the first m judgments of each by submission time. Krippendorff's alpha (nominal) uses every judgment.",
-            f"95% intervals for agreement: percentile bootstrap over pairs ({BOOTSTRAP_RESAMPLES} resamples, seed 0).",
-            "Group difference: likelihood-ratio test of one Bradley–Terry model for all groups against one per group, "
-            "decided judgments only, items compared within every group; df = (groups − 1)·(common items − 1); "
-            f"fits with a weak N(0, {1 / BT_ALPHA:g}) prior. Groups with fewer than {MIN_GROUP_RATERS} raters or "
-            f"{MIN_GROUP_JUDGMENTS} judgments are reported as too small and left out of the test, as are "
-            "'not answered' and 'prefer not to say'.",
-            "Raters appear only in aggregate; no identities or external participant ids are included.",
-        ],
-    }
+    return note.limitations if note else ""
 
 
 def datasheet_note_update(*, project: Project, limitations: str):

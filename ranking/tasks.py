@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from ranking import fitting, services
+from ranking import fitting, report_jobs, services
 
 
 @shared_task(
@@ -24,3 +24,18 @@ def fit_run_execute(fit_run_id: int) -> None:
              soft_time_limit=120, time_limit=150)
 def fit_sweep() -> None:
     services.fit_sweep()
+
+
+@shared_task(
+    name="ranking.agreement_report_execute",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(report_jobs.TransientReportError,),
+    max_retries=3,
+    retry_backoff=True,
+    soft_time_limit=900,
+    time_limit=960,
+)
+def agreement_report_execute(report_id: int) -> None:
+    report_jobs.agreement_report_execute(report_id=report_id)

@@ -109,3 +109,36 @@ def test_fit_requested_through_api_runs_on_the_worker_once(worker, researcher, s
     run.refresh_from_db()
     assert run.finished_at == finished
     assert ItemScore.objects.filter(fit=run).count() == 4
+
+
+def test_agreement_report_recomputed_from_the_page_runs_on_the_worker_once(worker, researcher, client, settings):
+    from ranking.models import AgreementReport
+    from ranking.tasks import agreement_report_execute
+
+    settings.PREFLAB_AUTO_FIT_DELAY_S = 3600  # keep automatic fits out of the way of this test
+    project = annotator_services.project_create(owner=researcher, name="Worker report", overlap=3)
+    for _ in range(4):
+        ItemFactory(project=project, prompt="p")
+    annotator_services.instruction_version_create(project=project, text="Choose.", created_by=researcher)
+    annotator_services.tasks_generate_within_prompt(project=project)
+    for _ in range(3):
+        rater = ready_rater(project)
+        while (a := annotator_services.assignment_next(rater=rater)) is not None:
+            annotator_services.judgment_create(rater=rater, assignment_id=a.pk, choice="left",
+                                               idempotency_key=uuid.uuid4(),
+                                               instruction_version_id=rater.acknowledged_instruction_id)
+    client.force_login(researcher)
+    assert client.post(reverse("ranking_reports:agreement_recompute", args=[project.slug])).status_code == 302
+    (report,) = AgreementReport.objects.filter(project=project)
+    agreement_report_execute.delay(report.pk)  # the same message a second time
+    status_url = reverse("ranking_reports:agreement_report_status", args=[project.slug, report.pk])
+    deadline = time.monotonic() + 90
+    while (status := client.get(status_url).json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, f"report still {status['status']}"
+        time.sleep(0.3)
+    assert status["status"] == "succeeded" and status["progress"] == 1.0, status
+    report.refresh_from_db()
+    assert report.result["pairwise"]["n_judgments"] == 18
+    page = client.get(reverse("ranking_reports:agreement", args=[project.slug])).content.decode()
+    assert f"Report #{report.pk}, computed" in page
+    assert AgreementReport.objects.filter(project=project).count() == 1
