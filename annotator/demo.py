@@ -16,6 +16,27 @@ from annotator.imports import Upload, items_import
 from annotator.models import Project
 
 DEMO_SLUG = "demo"
+RICH_SLUG = "demo-rich"
+RICH_INSTRUCTIONS = """\
+## Mark what is wrong
+
+For each image:
+
+1. **Click the image** where something looks wrong. Choose the kind first: **A** = artifact or
+   implausible (melted shapes, stray blobs, blur), **M** = does not match the prompt. Click a mark again
+   to remove it; Ctrl+Z undoes.
+2. **Click the prompt words** that the image does not show correctly.
+3. **Score** plausibility, text–image alignment, aesthetics and overall from 1 to 5 (press P, T, E or O,
+   then 1–5).
+
+Then a short yes/no checklist for some images (Y / N keys).
+"""
+CHECKLIST = [
+    {"id": "subject", "dimension": "alignment", "question": "Is the main subject of the prompt shown?", "required": True},
+    {"id": "colours", "dimension": "alignment", "question": "Are the colours the prompt asks for right?", "required": True},
+    {"id": "artifacts", "dimension": "fidelity", "question": "Is the image free of stray blobs or distortions?", "required": True},
+    {"id": "sharp", "dimension": "aesthetics", "question": "Is the image sharp?", "required": True},
+]
 PROMPTS = [
     ("a red apple on a wooden table", (200, 40, 40), (150, 100, 60)),
     ("a lighthouse at sunset over a calm sea", (250, 170, 60), (40, 80, 140)),
@@ -115,4 +136,28 @@ def demo_seed(*, images_per_prompt: int = 5) -> tuple[Project, str]:
         services.instruction_version_create(project=project, text=INSTRUCTIONS, created_by=user)
         services.tasks_generate_within_prompt(project=project, random_state=1)
         services.tasks_generate_random(project=project, budget=20, random_state=2)  # connects the prompts
+        _seed_rich(owner=user)
     return project, password
+
+
+def _seed_rich(*, owner) -> Project:
+    """A second demo project: rich feedback (points, words, scores) and checklist tasks on 6 images."""
+    project = services.project_create(owner=owner, name="Demo: rich feedback", slug=RICH_SLUG,
+                                      description="Mark problems on generated images.", overlap=3)
+    rng = random.Random(11)
+    uploads, lines = [], ["file,prompt,model"]
+    for p, (prompt, _, _) in enumerate(PROMPTS[:3]):
+        for m in range(2):
+            name = f"rich_p{p}_{MODELS[m]}.png"
+            data = _render(p, m * 2, rng)
+            uploads.append(Upload(name=name, stream=io.BytesIO(data), size=len(data)))
+            lines.append(f'{name},"{prompt}",{MODELS[m]}')
+    manifest = "\n".join(lines).encode()
+    items_import(project=project, uploads=uploads,
+                 manifest=Upload(name="manifest.csv", stream=io.BytesIO(manifest), size=len(manifest)))
+    services.consent_version_create(project=project, text=CONSENT)
+    services.instruction_version_create(project=project, text=RICH_INSTRUCTIONS, created_by=owner)
+    services.project_feedback_update(project=project, checklist=CHECKLIST)
+    services.tasks_generate_single(project=project, kind="rich", random_state=3)
+    services.tasks_generate_single(project=project, kind="checklist", random_state=4)
+    return project

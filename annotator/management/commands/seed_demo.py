@@ -18,4 +18,11 @@ class Command(BaseCommand):
         self.stdout.write(f"  Rater join link:  {base}/join/{project.slug}/{project.join_token}/")
         self.stdout.write(f"  Crowd-style link: {base}/join/{project.slug}/{project.join_token}/"
                           "?PROLIFIC_PID=demo-participant&STUDY_ID=demo&SESSION_ID=s1")
+        from annotator.demo import RICH_SLUG
+        from annotator.models import Project
+
+        rich = Project.objects.filter(slug=RICH_SLUG).first()
+        if rich is not None:
+            self.stdout.write(f"  Rich feedback:    {base}/join/{rich.slug}/{rich.join_token}/   "
+                              f"(researcher pages: {base}/projects/{rich.slug}/feedback/)")
         self.stdout.write(f"  API docs:         {base}/api/docs/")
