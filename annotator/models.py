@@ -269,6 +269,7 @@ class Task(models.Model):
 class AssignmentState(models.TextChoices):
     OPEN = "open", "Open"
     ANSWERED = "answered", "Answered"
+    EXPIRED = "expired", "Expired (slot given back; a late answer is still accepted)"
 
 
 class Assignment(models.Model):

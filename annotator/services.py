@@ -12,6 +12,7 @@ import random
 import secrets
 import uuid
 from collections import defaultdict
+from datetime import timedelta
 from collections.abc import Iterable, Sequence
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -325,39 +326,20 @@ def judgment_create(
         raise InvalidInput(f"Unknown flag '{bad[0]}' for this project.", field="flags")
     try:
         with transaction.atomic():
-            assignment = (
-                Assignment.objects.select_for_update()
-                .filter(pk=assignment_id, rater=rater, project_id=rater.project_id)
-                .first()
-            )
-            if assignment is None:
-                raise NotFound(f"Assignment {assignment_id} is not one of yours.", field="assignment")
-            replayed = Judgment.objects.filter(idempotency_key=key).first()  # a concurrent retry won the lock
+            assignment, replayed = _assignment_for_answer(rater=rater, assignment_id=assignment_id, key=key,
+                                                          model=Judgment)
             if replayed is not None:
-                return _replay(replayed, rater=rater, assignment_id=assignment_id), False
+                return replayed, False
             if assignment.right_item_id is None:
                 raise InvalidInput("This assignment is about one image; submit it as an annotation.",
                                    field="assignment")
-            if assignment.state == AssignmentState.ANSWERED:
-                raise Conflict("This assignment was already answered.", field="assignment", code="already_answered")
-            current = selectors.instruction_current(project=rater.project)
-            if (
-                current is None
-                or instruction_version_id != current.pk
-                or rater.acknowledged_instruction_id != current.pk
-            ):
-                raise Conflict(
-                    "The instructions changed since you read them; please read the new version.",
-                    field="instruction_version",
-                    code="instructions_changed",
-                )
+            current = _instructions_read(rater=rater, instruction_version_id=instruction_version_id)
             if choice == Choice.TIE:
                 winner = loser = None
             elif choice == Choice.LEFT:
                 winner, loser = assignment.left_item_id, assignment.right_item_id
             else:
                 winner, loser = assignment.right_item_id, assignment.left_item_id
-            now = timezone.now()
             judgment = Judgment.objects.create(
                 idempotency_key=key,
                 project_id=rater.project_id,
@@ -375,9 +357,7 @@ def judgment_create(
                 response_time_ms=response_time_ms,
                 shown_at=assignment.shown_at,
             )
-            Assignment.objects.filter(pk=assignment.pk).update(state=AssignmentState.ANSWERED, answered_at=now)
-            Task.objects.filter(pk=assignment.task_id).update(n_judgments=F("n_judgments") + 1)
-            Rater.objects.filter(pk=rater.pk).update(n_judgments=F("n_judgments") + 1)
+            _assignment_answered(assignment=assignment, rater=rater)
             _after_judgment(project_id=rater.project_id)
     except IntegrityError:
         existing = Judgment.objects.filter(idempotency_key=key).first()
@@ -393,6 +373,71 @@ def _replay(existing: Judgment, *, rater: Rater, assignment_id: int) -> Judgment
     if existing.rater_id != rater.pk or existing.assignment_id != assignment_id:
         raise Conflict("This idempotency_key was already used for another answer.", field="idempotency_key")
     return existing
+
+
+def _assignment_for_answer(*, rater: Rater, assignment_id: int, key: uuid.UUID, model):
+    """Lock the rater's assignment for an answer. Returns ``(assignment, replayed answer or None)``.
+
+    Refuses someone else's assignment (404) and an assignment already answered (409). The
+    idempotency key is checked again after the lock: a concurrent retry may have just won it.
+    """
+    assignment = (
+        Assignment.objects.select_for_update()
+        .select_related("task", "left_item")
+        .filter(pk=assignment_id, rater=rater, project_id=rater.project_id)
+        .first()
+    )
+    if assignment is None:
+        raise NotFound(f"Assignment {assignment_id} is not one of yours.", field="assignment")
+    replayed = model.objects.filter(idempotency_key=key).first()
+    if replayed is not None:
+        return assignment, _replay(replayed, rater=rater, assignment_id=assignment_id)
+    if assignment.state == AssignmentState.ANSWERED:
+        raise Conflict("This assignment was already answered.", field="assignment", code="already_answered")
+    return assignment, None
+
+
+def _instructions_read(*, rater: Rater, instruction_version_id: int) -> InstructionVersion:
+    """The current instruction version, if the rater read it and answers under it; else 409."""
+    current = selectors.instruction_current(project=rater.project)
+    if current is None or instruction_version_id != current.pk or rater.acknowledged_instruction_id != current.pk:
+        raise Conflict("The instructions changed since you read them; please read the new version.",
+                       field="instruction_version", code="instructions_changed")
+    return current
+
+
+def _assignment_answered(*, assignment: Assignment, rater: Rater) -> None:
+    """Counters and state after an answer. A late answer to an expired assignment takes its slot back."""
+    Assignment.objects.filter(pk=assignment.pk).update(state=AssignmentState.ANSWERED, answered_at=timezone.now())
+    slot = 1 if assignment.state == AssignmentState.EXPIRED else 0
+    Task.objects.filter(pk=assignment.task_id).update(n_judgments=F("n_judgments") + 1,
+                                                      n_assigned=F("n_assigned") + slot)
+    Rater.objects.filter(pk=rater.pk).update(n_judgments=F("n_judgments") + 1)
+
+
+def assignments_expire(*, older_than: timedelta, limit: int = 10_000) -> int:
+    """Free the slots of assignments left open longer than ``older_than`` (raters who walked away).
+
+    The task goes back to the pool so other raters can answer it. If the rater comes back and
+    answers after all, the answer is still stored (it is never lost) and the task may then have
+    one answer more than its overlap. Returns the number of assignments expired.
+    """
+    cutoff = timezone.now() - older_than
+    with transaction.atomic():
+        stale = list(
+            Assignment.objects.select_for_update(skip_locked=True)
+            .filter(state=AssignmentState.OPEN, shown_at__lt=cutoff)
+            .values_list("pk", "task_id")[:limit]
+        )
+        if not stale:
+            return 0
+        Assignment.objects.filter(pk__in=[pk for pk, _ in stale]).update(state=AssignmentState.EXPIRED)
+        per_task: dict[int, int] = defaultdict(int)
+        for _, task_id in stale:
+            per_task[task_id] += 1
+        for task_id, n in sorted(per_task.items()):
+            Task.objects.filter(pk=task_id).update(n_assigned=F("n_assigned") - n)
+    return len(stale)
 
 
 def _after_judgment(*, project_id: int) -> None:
@@ -663,34 +708,15 @@ def annotation_create(
     project = rater.project
     try:
         with transaction.atomic():
-            assignment = (
-                Assignment.objects.select_for_update()
-                .select_related("task", "left_item")
-                .filter(pk=assignment_id, rater=rater, project_id=rater.project_id)
-                .first()
-            )
-            if assignment is None:
-                raise NotFound(f"Assignment {assignment_id} is not one of yours.", field="assignment")
-            replayed = Annotation.objects.filter(idempotency_key=key).first()  # a concurrent retry won the lock
+            assignment, replayed = _assignment_for_answer(rater=rater, assignment_id=assignment_id, key=key,
+                                                          model=Annotation)
             if replayed is not None:
-                return _replay(replayed, rater=rater, assignment_id=assignment_id), False
+                return replayed, False
             kind = assignment.task.kind
             if kind not in SINGLE_ITEM_KINDS:
                 raise InvalidInput("This assignment is a pairwise comparison; submit it as a judgment.",
                                    field="assignment")
-            if assignment.state == AssignmentState.ANSWERED:
-                raise Conflict("This assignment was already answered.", field="assignment", code="already_answered")
-            current = selectors.instruction_current(project=project)
-            if (
-                current is None
-                or instruction_version_id != current.pk
-                or rater.acknowledged_instruction_id != current.pk
-            ):
-                raise Conflict(
-                    "The instructions changed since you read them; please read the new version.",
-                    field="instruction_version",
-                    code="instructions_changed",
-                )
+            current = _instructions_read(rater=rater, instruction_version_id=instruction_version_id)
             item = assignment.left_item
             values = {"points": [], "misaligned_words": [], "scores": {}, "answers": {}}
             if kind == TaskKind.RICH:
@@ -705,7 +731,6 @@ def annotation_create(
                     if given:
                         raise InvalidInput(f"A checklist task has no {name}.", field=name)
                 values["answers"] = _clean_answers(checklist, questions=project.checklist)
-            now = timezone.now()
             annotation = Annotation.objects.create(
                 idempotency_key=key,
                 project_id=rater.project_id,
@@ -719,9 +744,7 @@ def annotation_create(
                 shown_at=assignment.shown_at,
                 **values,
             )
-            Assignment.objects.filter(pk=assignment.pk).update(state=AssignmentState.ANSWERED, answered_at=now)
-            Task.objects.filter(pk=assignment.task_id).update(n_judgments=F("n_judgments") + 1)
-            Rater.objects.filter(pk=rater.pk).update(n_judgments=F("n_judgments") + 1)
+            _assignment_answered(assignment=assignment, rater=rater)
     except IntegrityError:
         existing = Annotation.objects.filter(idempotency_key=key).first()
         if existing is None:

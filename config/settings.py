@@ -171,8 +171,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
+    "expire-abandoned-assignments": {"task": "annotator.assignments_expire", "schedule": 300.0},
     "refit-stale-projects": {"task": "ranking.fit_sweep", "schedule": env.float("PREFLAB_SWEEP_EVERY_S", default=300.0)},
 }
+PREFLAB_ASSIGNMENT_TIMEOUT_MIN = env.float("PREFLAB_ASSIGNMENT_TIMEOUT_MIN", default=30.0)
 PREFLAB_AUTO_FIT_DELAY_S = env.float("PREFLAB_AUTO_FIT_DELAY_S", default=10.0)
 
 # Security: strict unless DEBUG.

@@ -130,3 +130,31 @@ def test_same_key_submitted_concurrently_is_stored_once(researcher):
     assert not errors, errors
     assert outcomes.count(True) == 1
     assert Judgment.objects.filter(idempotency_key=key).count() == 1
+
+
+@pytest.mark.django_db
+def test_abandoned_assignment_is_expired_and_a_late_answer_still_counts(researcher):
+    from datetime import timedelta
+
+    from annotator.models import Judgment
+
+    project = services.project_create(owner=researcher, name="Walk away", overlap=1)
+    ItemFactory(project=project)
+    ItemFactory(project=project)
+    services.instruction_version_create(project=project, text="Choose.", created_by=researcher)
+    services.tasks_generate_within_prompt(project=project)
+    leaver, other = ready_rater(project), ready_rater(project)
+    abandoned = services.assignment_next(rater=leaver)
+    assert services.assignment_next(rater=other) is None  # the only slot is taken
+    assert services.assignments_expire(older_than=timedelta(minutes=30)) == 0  # not old yet
+    assert services.assignments_expire(older_than=timedelta(0)) == 1
+    abandoned.refresh_from_db()
+    assert abandoned.state == "expired"
+    taken = services.assignment_next(rater=other)
+    assert taken is not None and taken.task_id == abandoned.task_id
+    for rater, assignment in ((other, taken), (leaver, abandoned)):
+        services.judgment_create(rater=rater, assignment_id=assignment.pk, choice="left",
+                                 idempotency_key=uuid.uuid4(), instruction_version_id=rater.acknowledged_instruction_id)
+    task = Task.objects.get(pk=abandoned.task_id)
+    assert (task.n_judgments, task.n_assigned) == (2, 2)  # the late answer is kept, over the overlap by one
+    assert Judgment.objects.filter(task=task).count() == 2

@@ -154,3 +154,16 @@ def test_open_assignment_is_stable_on_reload(rater):
     assert first.pk == again.pk
     assert (first.left_item_id, first.right_item_id) == (again.left_item_id, again.right_item_id)
     assert Assignment.objects.filter(rater=rater).count() == 1
+
+
+@requires_postgres
+def test_shown_instructions_cannot_be_edited_or_deleted_in_the_database(project, rater):
+    version = rater.acknowledged_instruction
+    with pytest.raises(DatabaseError, match="immutable"):
+        with transaction.atomic():
+            type(version).objects.filter(pk=version.pk).update(text="rewritten history")
+    with pytest.raises(DatabaseError, match="cannot be deleted"):
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute("DELETE FROM annotator_instructionversion WHERE id = %s", [version.pk])
+    version.refresh_from_db()
+    assert version.text == "Pick the **better** image."
