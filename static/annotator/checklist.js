@@ -1,5 +1,5 @@
 // Checklist page: yes/no questions grouped by dimension. Y / N answer the highlighted question and move on.
-import { getJSON, postJSON, keyFor, forgetKey } from "./client.js";
+import { getJSON, submitAnswer } from "./client.js";
 
 const app = document.getElementById("checklist-app");
 const $ = (id) => document.getElementById(id);
@@ -124,23 +124,15 @@ async function submit() {
   state.busy = true;
   const a = state.task.assignment;
   setStatus("Saving…");
-  try {
-    await postJSON(app.dataset.submitUrl, {
-      assignment: a.id,
-      idempotency_key: keyFor(a.id),
-      instruction_version: state.task.instruction_version,
-      checklist: state.answers,
-      response_time_ms: Math.round(performance.now() - state.shownAt),
-    });
-    forgetKey(a.id);
-  } catch (err) {
-    const code = err.body?.error?.code;
-    if (code === "instructions_changed") { window.location.assign(app.dataset.instructionsUrl); return; }
-    if (code !== "already_answered") {
-      setStatus(`Not saved: ${err.message}`, "error");
-      state.busy = false;
-      return;
-    }
+  const outcome = await submitAnswer(app.dataset.submitUrl, a.id, {
+    instruction_version: state.task.instruction_version,
+    checklist: state.answers,
+    response_time_ms: Math.round(performance.now() - state.shownAt),
+  }, { instructionsUrl: app.dataset.instructionsUrl, onError: (err) => setStatus(`Not saved: ${err.message}`, "error") });
+  if (outcome === "navigating") return;
+  if (outcome === "refused") {
+    state.busy = false;
+    return;
   }
   await next();
 }

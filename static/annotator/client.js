@@ -57,3 +57,18 @@ export function keyFor(assignmentId) {
 export function forgetKey(assignmentId) {
   sessionStorage.removeItem(`preflab-key-${assignmentId}`);
 }
+
+// Submit a rater's answer to an assignment, exactly once however often it is retried.
+// Returns "saved" (stored now or before), "navigating" (the instructions changed: the rater is sent
+// to read them), or "refused" (onError got the reason; nothing was stored).
+export async function submitAnswer(url, assignmentId, body, { instructionsUrl, onError }) {
+  try {
+    await postJSON(url, { assignment: assignmentId, idempotency_key: keyFor(assignmentId), ...body });
+  } catch (err) {
+    const code = err.body?.error?.code;
+    if (code === "instructions_changed") { window.location.assign(instructionsUrl); return "navigating"; }
+    if (code !== "already_answered") { onError(err); return "refused"; }
+  }
+  forgetKey(assignmentId);
+  return "saved";
+}

@@ -1,5 +1,5 @@
 // Pairwise comparison page: two images, keys ← → ↓, response time from when both images show.
-import { getJSON, postJSON, keyFor, forgetKey } from "./client.js";
+import { getJSON, submitAnswer } from "./client.js";
 
 const app = document.getElementById("pairwise-app");
 const $ = (id) => document.getElementById(id);
@@ -80,25 +80,17 @@ async function answer(choice) {
   const highlight = choice === "tie" ? null : $(choice);
   if (highlight) highlight.classList.add("picked");
   setStatus("Saving…");
-  try {
-    await postJSON(app.dataset.submitUrl, {
-      assignment: a.id,
-      choice,
-      idempotency_key: keyFor(a.id),
-      instruction_version: state.task.instruction_version,
-      response_time_ms: Math.round(performance.now() - state.shownAt),
-      flags: [...state.flags],
-    });
-    forgetKey(a.id);
-  } catch (err) {
-    const code = err.body?.error?.code;
-    if (code === "instructions_changed") { window.location.assign(app.dataset.instructionsUrl); return; }
-    if (code !== "already_answered") {
-      if (highlight) highlight.classList.remove("picked");
-      setStatus(`Not saved: ${err.message}`, "error");
-      state.busy = false;
-      return;
-    }
+  const outcome = await submitAnswer(app.dataset.submitUrl, a.id, {
+    choice,
+    instruction_version: state.task.instruction_version,
+    response_time_ms: Math.round(performance.now() - state.shownAt),
+    flags: [...state.flags],
+  }, { instructionsUrl: app.dataset.instructionsUrl, onError: (err) => setStatus(`Not saved: ${err.message}`, "error") });
+  if (outcome === "navigating") return;
+  if (outcome === "refused") {
+    if (highlight) highlight.classList.remove("picked");
+    state.busy = false;
+    return;
   }
   if (highlight) highlight.classList.remove("picked");
   await next();

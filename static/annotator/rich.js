@@ -1,7 +1,7 @@
 // Rich feedback page (RichHF-18K protocol): points of two kinds on the image, misaligned prompt words,
 // Likert 1–5 scores. Points are kept in image coordinates normalised to [0, 1]; each is drawn as a disk of
 // radius effective_radius × displayed image height in an SVG overlay sized to the displayed image.
-import { getJSON, postJSON, keyFor, forgetKey } from "./client.js";
+import { getJSON, submitAnswer } from "./client.js";
 
 const app = document.getElementById("rich-app");
 const $ = (id) => document.getElementById(id);
@@ -254,25 +254,17 @@ async function submit() {
   state.busy = true;
   const a = state.task.assignment;
   setStatus("Saving…");
-  try {
-    await postJSON(app.dataset.submitUrl, {
-      assignment: a.id,
-      idempotency_key: keyFor(a.id),
-      instruction_version: state.task.instruction_version,
-      points: state.points.map((p) => ({ x: p.x, y: p.y, kind: p.kind })),
-      misaligned_words: [...state.words].sort((x, y) => x - y),
-      scores: state.scores,
-      response_time_ms: Math.round(performance.now() - state.shownAt),
-    });
-    forgetKey(a.id);
-  } catch (err) {
-    const code = err.body?.error?.code;
-    if (code === "instructions_changed") { window.location.assign(app.dataset.instructionsUrl); return; }
-    if (code !== "already_answered") {
-      setStatus(`Not saved: ${err.message}`, "error");
-      state.busy = false;
-      return;
-    }
+  const outcome = await submitAnswer(app.dataset.submitUrl, a.id, {
+    instruction_version: state.task.instruction_version,
+    points: state.points.map((p) => ({ x: p.x, y: p.y, kind: p.kind })),
+    misaligned_words: [...state.words].sort((x, y) => x - y),
+    scores: state.scores,
+    response_time_ms: Math.round(performance.now() - state.shownAt),
+  }, { instructionsUrl: app.dataset.instructionsUrl, onError: (err) => setStatus(`Not saved: ${err.message}`, "error") });
+  if (outcome === "navigating") return;
+  if (outcome === "refused") {
+    state.busy = false;
+    return;
   }
   await next();
 }
