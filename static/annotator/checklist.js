@@ -1,5 +1,5 @@
 // Checklist page: yes/no questions grouped by dimension. Y / N answer the highlighted question and move on.
-import { getJSON, submitAnswer } from "./client.js";
+import { fetchNextTask, submitAnswer } from "./client.js";
 
 const app = document.getElementById("checklist-app");
 const $ = (id) => document.getElementById(id);
@@ -81,17 +81,9 @@ async function next() {
   app.dataset.state = "loading";
   state.task = null;
   setStatus("Loading…");
-  let data;
-  try {
-    data = await getJSON(app.dataset.nextUrl);
-  } catch (err) {
-    setStatus(`Could not load the next task: ${err.message}. Reload the page to try again.`, "error");
-    return;
-  }
-  if (data.status === "done") { window.location.assign(app.dataset.doneUrl); return; }
-  if (data.status === "blocked") { window.location.assign(app.dataset.instructionsUrl); return; }
+  const data = await fetchNextTask(app, "checklist", setStatus);
+  if (!data) return;
   const a = data.assignment;
-  if (a.kind !== "checklist") { window.location.assign(app.dataset.taskUrl); return; }
   // Group the questions by dimension (in order of first appearance), keeping their order within a group.
   const order = [...new Set(a.checklist.map((q) => q.dimension))];
   a.checklist = order.flatMap((d) => a.checklist.filter((q) => q.dimension === d));

@@ -72,3 +72,19 @@ export async function submitAnswer(url, assignmentId, body, { instructionsUrl, o
   forgetKey(assignmentId);
   return "saved";
 }
+
+// The rater's next task of this page's kind, or null when the page is leaving (finished, instructions
+// to read, or a task of another kind) or the request failed (setStatus got the reason).
+export async function fetchNextTask(app, kind, setStatus) {
+  let data;
+  try {
+    data = await getJSON(app.dataset.nextUrl);
+  } catch (err) {
+    setStatus(`Could not load the next task: ${err.message}. Reload the page to try again.`, "error");
+    return null;
+  }
+  if (data.status === "done") { window.location.assign(app.dataset.doneUrl); return null; }
+  if (data.status === "blocked") { window.location.assign(app.dataset.instructionsUrl); return null; }
+  if (data.assignment.kind !== kind && app.dataset.taskUrl) { window.location.assign(app.dataset.taskUrl); return null; }
+  return data;
+}

@@ -1,5 +1,5 @@
 // Pairwise comparison page: two images, keys ← → ↓, response time from when both images show.
-import { getJSON, submitAnswer } from "./client.js";
+import { fetchNextTask, submitAnswer } from "./client.js";
 
 const app = document.getElementById("pairwise-app");
 const $ = (id) => document.getElementById(id);
@@ -44,17 +44,9 @@ async function next() {
   state.busy = true;
   state.task = null;
   setStatus("Loading…");
-  let data;
-  try {
-    data = await getJSON(app.dataset.nextUrl);
-  } catch (err) {
-    setStatus(`Could not load the next task: ${err.message}. Reload the page to try again.`, "error");
-    return;
-  }
-  if (data.status === "done") { window.location.assign(app.dataset.doneUrl); return; }
-  if (data.status === "blocked") { window.location.assign(app.dataset.instructionsUrl); return; }
+  const data = await fetchNextTask(app, "pairwise", setStatus);
+  if (!data) return;
   const a = data.assignment;
-  if (a.kind !== "pairwise" && app.dataset.taskUrl) { window.location.assign(app.dataset.taskUrl); return; }
   setProgress(data.progress);
   const samePrompt = a.prompt_left === a.prompt_right;
   $("prompt").textContent = samePrompt ? a.prompt_left : "";

@@ -1,7 +1,7 @@
 // Rich feedback page (RichHF-18K protocol): points of two kinds on the image, misaligned prompt words,
 // Likert 1–5 scores. Points are kept in image coordinates normalised to [0, 1]; each is drawn as a disk of
 // radius effective_radius × displayed image height in an SVG overlay sized to the displayed image.
-import { getJSON, submitAnswer } from "./client.js";
+import { fetchNextTask, submitAnswer } from "./client.js";
 
 const app = document.getElementById("rich-app");
 const $ = (id) => document.getElementById(id);
@@ -213,17 +213,9 @@ async function next() {
   app.dataset.state = "loading";
   state.task = null;
   setStatus("Loading…");
-  let data;
-  try {
-    data = await getJSON(app.dataset.nextUrl);
-  } catch (err) {
-    setStatus(`Could not load the next task: ${err.message}. Reload the page to try again.`, "error");
-    return;
-  }
-  if (data.status === "done") { window.location.assign(app.dataset.doneUrl); return; }
-  if (data.status === "blocked") { window.location.assign(app.dataset.instructionsUrl); return; }
+  const data = await fetchNextTask(app, "rich", setStatus);
+  if (!data) return;
   const a = data.assignment;
-  if (a.kind !== "rich") { window.location.assign(app.dataset.taskUrl); return; }
   setProgress(data.progress);
   Object.assign(state, { points: [], words: new Set(), scores: {}, history: [], focus: 0 });
   renderWords(a.tokens);
