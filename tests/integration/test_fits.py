@@ -75,6 +75,7 @@ def test_repeated_delivery_is_a_no_op(judged):
 
 def test_missing_run_is_a_no_op():
     tasks.fit_run_execute(987654)
+    assert not FitRun.objects.exists() and not ItemScore.objects.exists()
 
 
 def test_older_automatic_run_is_superseded(judged):
