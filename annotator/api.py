@@ -21,7 +21,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from annotator import selectors, services
 from annotator.errors import DomainError, Forbidden, NotFound
 from annotator.imports import Upload, items_import
-from annotator.consolidation import heatmap_npy, heatmap_png, item_feedback
+from annotator.consolidation import heatmap_npy, heatmap_png, item_feedback, items_feedback
 from annotator.feedback import POINT_KINDS, prompt_tokens
 from annotator.models import SINGLE_ITEM_KINDS, Annotation, Item, Judgment, Project, Rater, Task, TaskKind
 from annotator.permissions import project_for_member, rater_from_session
@@ -390,9 +390,9 @@ class ProjectFeedbackList(APIView):
         qs = Item.objects.filter(project=project, pk__in=annotated)
         page = paginator.paginate_queryset(qs, request, view=self)
         records = []
-        for item in page:
-            record = item_feedback(item=item, project=project).as_record()
-            record["heatmap_urls"] = _heatmap_urls(request, slug, item.pk)
+        for record_of in items_feedback(items=list(page), project=project):
+            record = record_of.as_record()
+            record["heatmap_urls"] = _heatmap_urls(request, slug, record_of.item_id)
             records.append(record)
         return paginator.get_paginated_response(records)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
+from django.db.models import QuerySet
 from PIL import Image
 
 from annotator.feedback import POINT_KINDS, prompt_tokens
@@ -104,13 +105,30 @@ def _nan_to_none(value: float) -> float | None:
     return None if value is None or np.isnan(value) else float(value)
 
 
-def item_feedback(*, item: Item, project: Project | None = None) -> ItemFeedback:
-    """Consolidate every rich-feedback annotation of ``item`` (see the module docstring for the grid)."""
-    project = project or item.project
-    rows = list(
-        Annotation.objects.filter(item=item).select_related("rater").order_by("id")
-        .only("kind", "points", "misaligned_words", "scores", "answers", "submitted_at", "rater__public_id")
+def _annotations(items) -> QuerySet[Annotation]:
+    return (
+        Annotation.objects.filter(item__in=items).select_related("rater").order_by("id")
+        .only("item_id", "kind", "points", "misaligned_words", "scores", "answers", "submitted_at",
+              "rater__public_id")
     )
+
+
+def items_feedback(*, items: list[Item], project: Project) -> list[ItemFeedback]:
+    """:func:`item_feedback` for many items of one project, with one query for all their annotations."""
+    by_item: dict[int, list[Annotation]] = {item.pk: [] for item in items}
+    for annotation in _annotations(items):
+        by_item[annotation.item_id].append(annotation)
+    return [item_feedback(item=item, project=project, annotations=by_item[item.pk]) for item in items]
+
+
+def item_feedback(*, item: Item, project: Project | None = None,
+                  annotations: list[Annotation] | None = None) -> ItemFeedback:
+    """Consolidate every rich-feedback annotation of ``item`` (see the module docstring for the grid).
+
+    ``annotations``: the item's annotations when already loaded (see :func:`items_feedback`).
+    """
+    project = project or item.project
+    rows = annotations if annotations is not None else list(_annotations([item]))
     rich = [a for a in rows if a.kind == TaskKind.RICH]
     answers = [RaterAnswer(rater=a.rater.public_id, points=a.points, misaligned_words=a.misaligned_words,
                            scores=a.scores, submitted_at=a.submitted_at) for a in rich]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.utils import DatabaseError
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from annotator import services
@@ -461,3 +462,28 @@ def test_same_key_submitted_concurrently_is_stored_once(researcher):
     assert outcomes.count(True) == 1
     assert Annotation.objects.filter(idempotency_key=key).count() == 1
     assert Task.objects.get(project=project).n_judgments == 1
+
+
+def test_project_feedback_api_queries_do_not_grow_with_items(django_assert_max_num_queries, researcher):
+    """The paged project record loads all annotations of a page in one query (no N+1)."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    project = services.project_create(owner=researcher, name="Many items", overlap=1)
+    for _ in range(12):
+        ItemFactory(project=project, prompt="a red apple")
+    services.instruction_version_create(project=project, text="Mark problems.", created_by=researcher)
+    services.tasks_generate_single(project=project, kind="rich")
+    rater = ready_rater(project)
+    while (a := services.assignment_next(rater=rater)) is not None:
+        services.annotation_create(rater=rater, assignment_id=a.pk, idempotency_key=uuid.uuid4(),
+                                   instruction_version_id=rater.acknowledged_instruction_id,
+                                   points=[{"x": 0.5, "y": 0.5, "kind": "artifact"}], misaligned_words=[1],
+                                   scores={d["name"]: 3 for d in project.likert_dimensions}, checklist={})
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=researcher).key}")
+    with django_assert_max_num_queries(8):
+        body = client.get(reverse("api_project_feedback", args=[project.slug])).json()
+    assert len(body["results"]) == 12
+    assert all(r["n_raters"] == 1 and r["heatmaps"]["artifact"]["max"] == 1.0 for r in body["results"])
+    assert all(r["misaligned_words"][1]["majority"] for r in body["results"])
