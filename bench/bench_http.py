@@ -1,0 +1,470 @@
+"""Benchmark: judgment submission and next-task requests over HTTP, gunicorn + PostgreSQL.
+
+Targets (DESIGN.md), on the 2-core machine:
+
+* submission: ≥ 300 judgments/s sustained, p99 ≤ 100 ms, none lost or doubled;
+* next-task request with 1,000,000 judgments stored: p99 ≤ 50 ms.
+
+Set-up (not timed): a fresh PostgreSQL database ``preflab_bench_http`` (``DATABASE_URL`` overrides it;
+dropped and re-created here), migrated; one project (overlap 5) with 400 items (COPY) and 6,000 random
+pairwise tasks (``services.tasks_generate_random``); raters who joined, consented, answered demographics
+and read the instructions through the services, then ``VACUUM ANALYZE`` (planner statistics, as
+autovacuum keeps them on a running database); one Django database session per rater holding
+``SESSION_RATERS = {project id: rater id}``, whose key is the client's ``sessionid`` cookie; a generated
+32-character ``csrftoken`` cookie sent back in ``X-CSRFToken``.
+
+Server: ``gunicorn config.wsgi:application -w 3 -k gthread --threads 4`` on a free loopback port, with
+``DEBUG=0``, production settings except ``SECURE_SSL_REDIRECT`` / secure cookies off (plain http on
+loopback), the submit throttle raised out of the way, cache and Celery broker on Redis database 13.
+
+Load: ``--clients`` threads (one rater each, keep-alive ``http.client.HTTPConnection``), each looping
+GET ``/r/<slug>/api/next/`` then POST ``/r/<slug>/api/judgments/`` with a fresh UUID idempotency key,
+for a warm-up then a fixed measured window; they stop by themselves. Latency is per request, measured
+by the client (it shares the 2 cores with gunicorn and PostgreSQL, so it is pessimistic).
+
+Checks afterwards, in the database: judgments stored = 201 responses, every 201's key stored once, no
+idempotency key twice; then 1,000 already-acknowledged (key, assignment) pairs are sent again by their
+raters and must all get 200 with nothing new stored.
+
+Scenario 2: 1,000,000 judgments (5,000 more items, 2,000 raters, 200,000 full tasks, one answered
+assignment each) are COPYed into the same project (``bench_export.bulk_load``), then fresh raters run
+the same loop and the next-task GET's latency is reported.
+
+Run from the repository root (needs PostgreSQL and Redis on 127.0.0.1):
+``python bench/bench_http.py [--clients 16] [--seconds 40] [--warmup 5]`` (40 s so that at this machine's
+rate there are more than 1,000 acknowledged submissions to resend).
+
+Output of a run on 2026-11-22, on the 2-core machine (shared with other work during the run; the load
+generator runs on the same 2 cores as the server and the database):
+
+    PrefLab HTTP benchmark — Python 3.11.7, 2 CPU(s), gunicorn -w 3 -k gthread --threads 4, 16 client threads on the same machine
+    set-up: 400 items, 6,000 tasks (overlap 5), 16 ready raters with sessions
+
+    Scenario 1 — submit loop, 5 s warm-up + 40 s measured, no stored judgments before
+      judgments/s sustained        32
+      POST /api/judgments/         n=  1261  p50  195.2 ms  p95  453.2 ms  p99  772.9 ms  max  1215.1 ms
+      GET  /api/next/              n=  1262  p50  240.1 ms  p95  501.3 ms  p99  761.4 ms  max  1163.6 ms
+      responses (whole run)        {'next 200': 1414, 'post 201': 1414}
+      stored check                 201 responses 1,414, judgments stored 1,414, distinct keys stored 1,414, acknowledged keys missing 0, unacknowledged stored 0, keys stored twice 0: OK
+      replay check                 resent 1,000: responses {200: 1000}, judgments before 1,414, after 1,414: OK
+
+    Scenario 2 — 1,000,000 judgments COPYed into the project in 104 s (1,001,414 stored in all, 206,000 tasks); 16 fresh raters, same loop
+      judgments/s sustained        16
+      GET  /api/next/              n=   644  p50  497.5 ms  p95 1029.2 ms  p99 1244.5 ms  max  1920.4 ms
+      POST /api/judgments/         n=   640  p50  337.1 ms  p95  875.8 ms  p99 1159.0 ms  max  1736.5 ms
+      responses (whole run)        {'next 200': 733, 'post 201': 733}
+
+    MISS  judgments/s 32 (target ≥ 300)
+    MISS  POST p99 773 ms (target ≤ 100 ms)
+    PASS  none lost or doubled, replays stored nothing
+    MISS  next-task p99 with 1.0M judgments stored 1244 ms (target ≤ 50 ms)
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import random
+import secrets
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_export import _copy, bulk_load, database_drop, database_recreate, django_setup, project_setup  # noqa: E402
+
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/preflab_bench_http"
+REDIS_URL = "redis://127.0.0.1:6379/13"
+SLUG = "bench-http"
+MAX_CLIENTS = 64
+MAX_SECONDS = 120.0
+TARGET_RATE = 300.0
+TARGET_POST_P99_MS = 100.0
+TARGET_NEXT_P99_MS = 50.0
+
+
+# Set-up -------------------------------------------------------------------------------------------
+
+
+def items_copy(*, url: str, project, n_items: int) -> None:
+    """``n_items`` item rows (no image files: the API only hands out their URLs and sizes)."""
+    import psycopg
+    import pyarrow as pa
+
+    from annotator.models import Item
+
+    with psycopg.connect(url) as conn:
+        start = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM annotator_item").fetchone()[0]
+        sha = [f"{(start + i) * 11400714819323198485 % (1 << 64):016x}" * 4 for i in range(n_items)]
+        _copy(conn=conn, model=Item, n_rows=n_items, columns={
+            "id": pa.array(range(start, start + n_items), pa.int64()),
+            "project": project.pk,
+            "image": pa.array([f"items/{project.pk}/{s[:2]}/{s}.png" for s in sha]),
+            "original_name": pa.array([f"http{i:05d}.png" for i in range(n_items)]),
+            "prompt": pa.array([f"prompt {i // 8}" for i in range(n_items)]),
+            "source_model": "bench", "metadata": "{}", "width": 512, "height": 512, "image_format": "PNG",
+            "sha256": pa.array(sha),
+            "created_at": pa.array([1_795_000_000_000_000] * n_items, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        })
+        conn.execute("SELECT setval(pg_get_serial_sequence('annotator_item', 'id'), "
+                     "(SELECT MAX(id) FROM annotator_item))")
+        conn.commit()
+
+
+@dataclass
+class RaterClient:
+    rater_id: int
+    session_key: str
+    csrf: str
+
+    @property
+    def headers(self) -> dict:
+        return {"Cookie": f"sessionid={self.session_key}; csrftoken={self.csrf}", "X-CSRFToken": self.csrf,
+                "Content-Type": "application/json", "Accept": "application/json"}
+
+
+def raters_ready(*, project, n: int) -> list[RaterClient]:
+    """``n`` raters past consent, demographics and instructions, each with a database session."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from annotator import selectors, services
+    from annotator.permissions import SESSION_RATERS
+
+    consent = selectors.consent_current(project=project)
+    instruction = selectors.instruction_current(project=project)
+    alphabet = string.ascii_letters + string.digits
+    clients = []
+    for _ in range(n):
+        rater, _ = services.rater_join(project=project)
+        services.rater_consent(rater=rater, consent_version_id=consent.pk)
+        services.demographics_submit(rater=rater, age_band="25-34", expertise="layperson")
+        services.rater_acknowledge_instructions(rater=rater, instruction_version_id=instruction.pk)
+        session = SessionStore()
+        session[SESSION_RATERS] = {str(project.pk): rater.pk}
+        session.create()
+        clients.append(RaterClient(rater_id=rater.pk, session_key=session.session_key,
+                                   csrf="".join(secrets.choice(alphabet) for _ in range(32))))
+    return clients
+
+
+def vacuum_analyze(*, url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gunicorn_start(*, url: str, port: int, log_path: str, var_dir: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": url, "DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "0", "SESSION_COOKIE_SECURE": "0", "CSRF_COOKIE_SECURE": "0",
+        "THROTTLE_SUBMIT": "1000000/minute", "CACHE_URL": REDIS_URL, "CELERY_BROKER_URL": REDIS_URL,
+        "PREFLAB_VAR_DIR": var_dir, "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    cmd = [str(Path(sys.executable).with_name("gunicorn")), "config.wsgi:application", "-w", "3", "-k", "gthread",
+           "--threads", "4", "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
+    log = open(log_path, "ab")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"gunicorn exited ({proc.returncode}); see {log_path}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", f"/r/{SLUG}/api/next/")  # any response (403 without a session) means it is up
+            conn.getresponse().read()
+            conn.close()
+            return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.terminate()
+    raise SystemExit("gunicorn did not start within 60 s")
+
+
+def gunicorn_stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# Load ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Record:
+    kind: str  # "next" | "post"
+    started: float  # time.monotonic()
+    latency: float  # seconds
+    status: int
+
+
+@dataclass
+class ClientResult:
+    client: RaterClient
+    records: list[Record] = field(default_factory=list)
+    sent: list[tuple[str, int, int]] = field(default_factory=list)  # (key, assignment, status) of POSTs
+    error: str | None = None
+
+
+def _request(conn, method: str, path: str, headers: dict, body: bytes | None = None) -> tuple[int, bytes, float]:
+    start = time.perf_counter()
+    conn.request(method, path, body=body, headers=headers)
+    response = conn.getresponse()
+    data = response.read()
+    return response.status, data, time.perf_counter() - start
+
+
+def client_loop(*, port: int, client: RaterClient, stop_at: float, result: ClientResult, seed: int) -> None:
+    rng = random.Random(seed)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = client.headers
+    try:
+        while time.monotonic() < stop_at:
+            t0 = time.monotonic()
+            status, data, latency = _request(conn, "GET", f"/r/{SLUG}/api/next/", headers)
+            result.records.append(Record("next", t0, latency, status))
+            if status != 200:
+                result.error = f"next: {status} {data[:200]!r}"
+                return
+            payload = json.loads(data)
+            if payload.get("status") != "task":
+                result.error = f"next: {payload.get('status')} {payload.get('step', '')}"
+                return
+            key = str(uuid.uuid4())
+            assignment = payload["assignment"]["id"]
+            body = json.dumps({"assignment": assignment, "choice": rng.choice(("left", "right", "tie")),
+                               "idempotency_key": key, "instruction_version": payload["instruction_version"],
+                               "response_time_ms": rng.randrange(300, 5000)}).encode()
+            t0 = time.monotonic()
+            status, data, latency = _request(conn, "POST", f"/r/{SLUG}/api/judgments/", headers, body)
+            result.records.append(Record("post", t0, latency, status))
+            result.sent.append((key, assignment, status))
+            if status not in (200, 201):
+                result.error = f"post: {status} {data[:200]!r}"
+                return
+    except Exception as exc:  # noqa: BLE001 - reported, not swallowed
+        result.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        conn.close()
+
+
+def load_run(*, port: int, clients: list[RaterClient], warmup: float, seconds: float) -> tuple[list[ClientResult], float, float]:
+    """Run every client for ``warmup + seconds``; returns the results and the measured window."""
+    start = time.monotonic()
+    window = (start + warmup, start + warmup + seconds)
+    results = [ClientResult(client=c) for c in clients]
+    threads = [threading.Thread(target=client_loop, daemon=True,
+                                kwargs=dict(port=port, client=c, stop_at=window[1], result=r, seed=i))
+               for i, (c, r) in enumerate(zip(clients, results))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=warmup + seconds + 60)
+    return results, window[0], window[1]
+
+
+def percentiles(values: list[float]) -> dict:
+    import numpy as np
+
+    if not values:
+        return {"n": 0, "p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "max": float("nan")}
+    a = np.asarray(values) * 1000
+    return {"n": len(values), "p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
+            "p99": float(np.percentile(a, 99)), "max": float(a.max())}
+
+
+def summarize(results: list[ClientResult], t0: float, t1: float) -> dict:
+    in_window = [r for res in results for r in res.records if t0 <= r.started and r.started + r.latency <= t1]
+    created = sum(1 for r in in_window if r.kind == "post" and r.status == 201)
+    statuses: dict[str, int] = {}
+    for res in results:
+        for r in res.records:
+            statuses[f"{r.kind} {r.status}"] = statuses.get(f"{r.kind} {r.status}", 0) + 1
+    return {
+        "rate": created / (t1 - t0),
+        "post": percentiles([r.latency for r in in_window if r.kind == "post"]),
+        "next": percentiles([r.latency for r in in_window if r.kind == "next"]),
+        "statuses": statuses,
+        "errors": [res.error for res in results if res.error],
+    }
+
+
+def print_latency(label: str, p: dict) -> None:
+    print(f"  {label:<28} n={p['n']:>6}  p50 {p['p50']:6.1f} ms  p95 {p['p95']:6.1f} ms  "
+          f"p99 {p['p99']:6.1f} ms  max {p['max']:7.1f} ms")
+
+
+def verify_stored(*, project, results: list[ClientResult]) -> tuple[bool, str]:
+    """Judgments stored = 201 responses; every acknowledged key stored exactly once; no key twice."""
+    from django.db.models import Count
+
+    from annotator.models import Judgment
+
+    acknowledged = {key for res in results for key, _, status in res.sent if status == 201}
+    n_201 = sum(1 for res in results for _, _, status in res.sent if status == 201)
+    stored = Judgment.objects.filter(project=project)
+    keys = {str(k) for k in stored.values_list("idempotency_key", flat=True)}
+    doubled = stored.values("idempotency_key").annotate(n=Count("id")).filter(n__gt=1).count()
+    ok = len(keys) == stored.count() == n_201 == len(acknowledged) and keys == acknowledged and doubled == 0
+    return ok, (f"201 responses {n_201:,}, judgments stored {stored.count():,}, distinct keys stored {len(keys):,}, "
+                f"acknowledged keys missing {len(acknowledged - keys)}, unacknowledged stored {len(keys - acknowledged)}, "
+                f"keys stored twice {doubled}")
+
+
+def replay_check(*, port: int, project, results: list[ClientResult], n: int = 1_000) -> tuple[bool, str]:
+    """Send ``n`` acknowledged (key, assignment) pairs again, each by its own rater: 200 and nothing new."""
+    from annotator.models import Judgment
+
+    before = Judgment.objects.filter(project=project).count()
+    pairs = [(res.client, key, assignment) for res in results for key, assignment, status in res.sent if status == 201]
+    random.Random(1).shuffle(pairs)
+    pairs = pairs[:n]
+    instruction_version = project.instruction_versions.order_by("-version").values_list("pk", flat=True)[0]
+    statuses: dict[int, int] = {}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for client, key, assignment in pairs:
+        body = json.dumps({"assignment": assignment, "choice": "left", "idempotency_key": key,
+                           "instruction_version": instruction_version}).encode()
+        try:
+            status, _, _ = _request(conn, "POST", f"/r/{SLUG}/api/judgments/", client.headers, body)
+        except (http.client.HTTPException, OSError):  # the server closed an idle keep-alive connection
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            status, _, _ = _request(conn, "POST", f"/r/{SLUG}/api/judgments/", client.headers, body)
+        statuses[status] = statuses.get(status, 0) + 1
+    conn.close()
+    after = Judgment.objects.filter(project=project).count()
+    ok = len(pairs) == n and statuses == {200: n} and after == before
+    return ok, f"resent {len(pairs):,}: responses {statuses}, judgments before {before:,}, after {after:,}"
+
+
+# Main ---------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=40.0)
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--n-judgments", type=int, default=1_000_000, help="Stored judgments for scenario 2.")
+    parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
+    args = parser.parse_args()
+    if not 1 <= args.clients <= MAX_CLIENTS or not 0 < args.seconds + args.warmup <= MAX_SECONDS:
+        raise SystemExit(f"--clients must be 1..{MAX_CLIENTS} and warm-up + seconds at most {MAX_SECONDS:.0f}.")
+    url = os.environ.get("DATABASE_URL", DEFAULT_URL)
+    if not urlsplit(url).path.endswith("_http"):
+        url = DEFAULT_URL  # never the export benchmark's or the tests' database
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    print(f"PrefLab HTTP benchmark — Python {platform.python_version()}, {os.cpu_count()} CPU(s), "
+          f"gunicorn -w 3 -k gthread --threads 4, {args.clients} client threads on the same machine")
+    database_recreate(url=url)
+    var_dir = tempfile.mkdtemp(prefix="preflab-bench-http-")
+    os.environ["PREFLAB_VAR_DIR"] = var_dir
+    os.environ["CACHE_URL"] = REDIS_URL
+    os.environ["CELERY_BROKER_URL"] = REDIS_URL
+    django_setup(url=url)
+    from django.core.management import call_command
+    from django.db import connections
+
+    from annotator import services
+
+    call_command("migrate", verbosity=0)
+    project = project_setup(slug=SLUG, overlap=5, username="bench-http")
+    items_copy(url=url, project=project, n_items=400)
+    n_tasks = services.tasks_generate_random(project=project, budget=6_000, random_state=0)
+    clients = raters_ready(project=project, n=args.clients)
+    connections.close_all()
+    vacuum_analyze(url=url)  # planner statistics, as autovacuum would have them on a running database
+    print(f"set-up: 400 items, {n_tasks:,} tasks (overlap 5), {len(clients)} ready raters with sessions")
+    port = free_port()
+    log_path = os.path.join(var_dir, "gunicorn.log")
+    proc = gunicorn_start(url=url, port=port, log_path=log_path, var_dir=var_dir)
+    verdicts = []
+    try:
+        results, t0, t1 = load_run(port=port, clients=clients, warmup=args.warmup, seconds=args.seconds)
+        s = summarize(results, t0, t1)
+        print(f"\nScenario 1 — submit loop, {args.warmup:.0f} s warm-up + {args.seconds:.0f} s measured, "
+              f"no stored judgments before")
+        print(f"  judgments/s sustained        {s['rate']:.0f}")
+        print_latency("POST /api/judgments/", s["post"])
+        print_latency("GET  /api/next/", s["next"])
+        print(f"  responses (whole run)        {s['statuses']}")
+        if s["errors"]:
+            print(f"  client errors                {s['errors'][:5]}")
+        ok_store, detail = verify_stored(project=project, results=results)
+        print(f"  stored check                 {detail}: {'OK' if ok_store else 'FAILED'}")
+        ok_replay, detail = replay_check(port=port, project=project, results=results)
+        print(f"  replay check                 {detail}: {'OK' if ok_replay else 'FAILED'}")
+        verdicts += [
+            (f"judgments/s {s['rate']:.0f} (target ≥ {TARGET_RATE:.0f})", s["rate"] >= TARGET_RATE),
+            (f"POST p99 {s['post']['p99']:.0f} ms (target ≤ {TARGET_POST_P99_MS:.0f} ms)",
+             s["post"]["p99"] <= TARGET_POST_P99_MS),
+            ("none lost or doubled, replays stored nothing", ok_store and ok_replay and not s["errors"]),
+        ]
+
+        gunicorn_stop(proc)
+        connections.close_all()
+        start = time.perf_counter()
+        loaded = bulk_load(url=url, project=project, n_judgments=args.n_judgments)
+        fresh = raters_ready(project=project, n=args.clients)
+        connections.close_all()
+        from annotator.models import Judgment
+
+        stored = Judgment.objects.filter(project=project).count()
+        connections.close_all()
+        print(f"\nScenario 2 — {loaded['judgments']:,} judgments COPYed into the project in "
+              f"{time.perf_counter() - start:.0f} s ({stored:,} stored in all, "
+              f"{loaded['tasks'] + n_tasks:,} tasks); {len(fresh)} fresh raters, same loop")
+        proc = gunicorn_start(url=url, port=port, log_path=log_path, var_dir=var_dir)
+        results2, t0, t1 = load_run(port=port, clients=fresh, warmup=args.warmup, seconds=args.seconds)
+        s2 = summarize(results2, t0, t1)
+        print(f"  judgments/s sustained        {s2['rate']:.0f}")
+        print_latency("GET  /api/next/", s2["next"])
+        print_latency("POST /api/judgments/", s2["post"])
+        print(f"  responses (whole run)        {s2['statuses']}")
+        if s2["errors"]:
+            print(f"  client errors                {s2['errors'][:5]}")
+        verdicts.append((f"next-task p99 with {stored / 1e6:.1f}M judgments stored {s2['next']['p99']:.0f} ms "
+                         f"(target ≤ {TARGET_NEXT_P99_MS:.0f} ms)",
+                         s2["next"]["p99"] <= TARGET_NEXT_P99_MS and not s2["errors"]))
+    finally:
+        gunicorn_stop(proc)
+        connections.close_all()
+        if not args.keep:
+            database_drop(url=url)
+        redis.Redis.from_url(REDIS_URL).flushdb()
+    print()
+    for label, ok in verdicts:
+        print(f"{'PASS' if ok else 'MISS'}  {label}")
+
+
+if __name__ == "__main__":
+    main()
