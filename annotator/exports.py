@@ -5,6 +5,8 @@ database: who judged (the rater's pseudonymous public id and self-reported demog
 never crowd-platform ids), what they saw (both items with their sha256 and original file name,
 in screen order), what they were told (instruction version number), what they chose (``choice``
 as pressed, plus ``winner_id`` / ``loser_id`` / ``is_tie`` in terms of items), and when.
+``is_repeat`` marks an answer to a repeat (the rater's second showing of a pair, sides swapped):
+a consistency probe, which the app's fits and agreement statistics leave out.
 
 Memory stays bounded whatever the project size: rows are read in keyset pages
 (``id > last_id ORDER BY id LIMIT page``, never OFFSET), each page through a streaming
@@ -55,6 +57,7 @@ COLUMNS: tuple[tuple[str, str, pa.DataType], ...] = (
     ("winner_id", "winner_id", pa.int64()),
     ("loser_id", "loser_id", pa.int64()),
     ("is_tie", "is_tie", pa.bool_()),
+    ("is_repeat", "is_repeat", pa.bool_()),  # a pair re-shown to the same rater: a consistency probe
     ("instruction_version", "instruction_version__version", pa.int32()),
     ("response_time_ms", "response_time_ms", pa.int64()),
     ("flags", "flags_json", pa.string()),  # JSON text, e.g. ["both bad"]
@@ -72,7 +75,8 @@ SCHEMA = pa.schema(
     metadata={
         b"preflab.content": b"pairwise judgments",
         b"preflab.note": b"timestamps are UTC; winner/loser are item ids (null on ties); "
-                         b"flags is JSON text; rater_* demographics are self-reported, '' = not answered, "
+                         b"flags is JSON text; is_repeat rows re-ask a rater a pair (consistency probes, "
+                         b"not extra votes); rater_* demographics are self-reported, '' = not answered, "
                          b"null = no demographics form",
     },
 )

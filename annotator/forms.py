@@ -11,7 +11,17 @@ class ProjectForm(forms.Form):
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
     overlap = forms.IntegerField(min_value=1, max_value=100, initial=3, help_text="Judgments wanted per pair.")
     tasks_per_rater = forms.IntegerField(min_value=0, initial=0, help_text="0: as many as are left.")
+    repeat_rate = forms.FloatField(
+        min_value=0, max_value=0.5, initial=0, required=False,
+        help_text="Share of a rater's tasks that re-show a pair they answered, sides swapped, to measure "
+                  "intra-rater consistency (0–0.5; 0: none). Repeats take no overlap slot and are left out of fits.",
+    )
     completion_redirect_url = forms.URLField(required=False, assume_scheme="https", help_text="e.g. the crowd platform's completion URL.")
+
+
+    def clean_repeat_rate(self) -> float:
+        value = self.cleaned_data.get("repeat_rate")
+        return 0.0 if value is None else value
 
 
 class UploadForm(forms.Form):

@@ -2,7 +2,9 @@
 
 Invariants live in the database: a judgment's idempotency key is unique, an
 assignment has at most one judgment, a rater sees a task at most once, an item's
-sha256 is unique within its project. Judgments are append-only: the app never
+sha256 is unique within its project. A repeat assignment (``is_repeat``) re-shows a
+pair the same rater already answered, sides swapped, to measure intra-rater consistency; each
+answered assignment is repeated at most once. Judgments are append-only: the app never
 updates or deletes them (on PostgreSQL a trigger refuses it; see migration 0002).
 """
 
@@ -48,7 +50,11 @@ class Project(models.Model):
     )
     overlap = models.PositiveSmallIntegerField(default=3, help_text="Judgments wanted per task.")
     tasks_per_rater = models.PositiveIntegerField(
-        default=0, help_text="Stop a rater after this many tasks (0: until none are left)."
+        default=0, help_text="Stop a rater after this many tasks (0: until none are left). Repeats not counted."
+    )
+    repeat_rate = models.FloatField(
+        default=0.0,
+        help_text="Share of a rater's tasks that re-show a pair they already answered, sides swapped (0–0.5).",
     )
     effective_radius = models.FloatField(default=0.05, help_text="Point radius as a fraction of image height.")
     pairwise_flags = models.JSONField(default=list, blank=True, help_text='Optional flags, e.g. ["both bad"].')
@@ -70,6 +76,9 @@ class Project(models.Model):
             models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_positive"),
             models.CheckConstraint(
                 condition=Q(effective_radius__gt=0) & Q(effective_radius__lte=1), name="project_radius_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(repeat_rate__gte=0) & Q(repeat_rate__lte=0.5), name="project_repeat_rate_range"
             ),
         ]
 
@@ -162,7 +171,8 @@ class Rater(models.Model):
         InstructionVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
-    n_judgments = models.PositiveIntegerField(default=0)
+    n_judgments = models.PositiveIntegerField(default=0, help_text="Answers given, repeats included.")
+    n_repeats = models.PositiveIntegerField(default=0, help_text="Of n_judgments, answers to repeat assignments.")
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
@@ -273,7 +283,12 @@ class AssignmentState(models.TextChoices):
 
 
 class Assignment(models.Model):
-    """A task handed to one rater, with the order it was shown in."""
+    """A task handed to one rater, with the order it was shown in.
+
+    A repeat (``is_repeat``) shows the task of ``repeat_of``, an earlier answered assignment of the
+    same rater, again with the sides swapped. Repeats take no slot of the task's overlap: they are
+    not counted in ``Task.n_assigned`` or ``Task.n_judgments``.
+    """
 
     task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="assignments")
     rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="assignments")
@@ -281,14 +296,24 @@ class Assignment(models.Model):
     left_item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="+")
     right_item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="+", null=True)
     state = models.CharField(max_length=16, choices=AssignmentState.choices, default=AssignmentState.OPEN)
+    is_repeat = models.BooleanField(default=False)
+    repeat_of = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="repeat"
+    )
     shown_at = models.DateTimeField(auto_now_add=True)
     answered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["task", "rater"], name="assignment_once_per_rater"),
+            models.UniqueConstraint(
+                fields=["task", "rater"], condition=Q(is_repeat=False), name="assignment_once_per_rater"
+            ),
             models.UniqueConstraint(
                 fields=["rater"], condition=Q(state="open"), name="assignment_one_open_per_rater"
+            ),
+            models.CheckConstraint(
+                condition=Q(is_repeat=False, repeat_of__isnull=True) | Q(is_repeat=True, repeat_of__isnull=False),
+                name="assignment_repeat_has_original",
             ),
         ]
 
@@ -314,6 +339,9 @@ class Judgment(models.Model):
     winner = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="+", null=True)
     loser = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="+", null=True)
     is_tie = models.BooleanField(default=False)
+    is_repeat = models.BooleanField(
+        default=False, help_text="Answer to a repeat assignment (a consistency probe; fits leave it out)."
+    )
     flags = models.JSONField(default=list, blank=True)
     response_time_ms = models.PositiveIntegerField(null=True)
     shown_at = models.DateTimeField()

@@ -70,10 +70,16 @@ def rater_next_step(*, rater: Rater) -> str:
 
 
 def rater_progress(*, rater: Rater) -> dict:
-    """How far the rater is: answered tasks and how many they may do at most."""
+    """How far the rater is: answered tasks and how many they may do at most.
+
+    Repeats count as done once answered (the rater cannot tell them apart), but are not part of
+    ``tasks_per_rater``: a repeat answered or open adds one to the total, so the limit stays reachable.
+    """
     project = rater.project
     if project.tasks_per_rater:
-        total = project.tasks_per_rater
+        current = assignment_open(rater=rater)
+        open_repeat = 1 if current is not None and current.is_repeat else 0
+        total = project.tasks_per_rater + rater.n_repeats + open_repeat
     else:
         remaining = (
             Task.objects.filter(project=project, n_assigned__lt=project.overlap)

@@ -19,7 +19,7 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Project
-        fields = ["slug", "name", "description", "overlap", "tasks_per_rater", "effective_radius",
+        fields = ["slug", "name", "description", "overlap", "tasks_per_rater", "repeat_rate", "effective_radius",
                   "pairwise_flags", "completion_code", "completion_redirect_url", "is_open", "created_at", "role"]
         read_only_fields = ["created_at", "role", "effective_radius"]
 
@@ -32,6 +32,7 @@ class ProjectCreateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
     overlap = serializers.IntegerField(min_value=1, max_value=100, default=3)
     tasks_per_rater = serializers.IntegerField(min_value=0, default=0)
+    repeat_rate = serializers.FloatField(min_value=0, max_value=0.5, default=0.0)
     completion_redirect_url = serializers.URLField(required=False, allow_blank=True, default="")
 
 class ProjectUpdateSerializer(serializers.Serializer):
@@ -39,6 +40,7 @@ class ProjectUpdateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True)
     overlap = serializers.IntegerField(min_value=1, max_value=100, required=False)
     tasks_per_rater = serializers.IntegerField(min_value=0, required=False)
+    repeat_rate = serializers.FloatField(min_value=0, max_value=0.5, required=False)
     completion_code = serializers.CharField(max_length=64, required=False)
     completion_redirect_url = serializers.URLField(required=False, allow_blank=True)
     is_open = serializers.BooleanField(required=False)

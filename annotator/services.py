@@ -45,6 +45,9 @@ from annotator.models import (
 
 MAX_RESPONSE_TIME_MS = 24 * 3600 * 1000
 MAX_TASKS_PER_GENERATION = 1_000_000
+MAX_REPEAT_RATE = 0.5
+#: A repeat re-shows a pair only after at least this many other assignments of the same rater.
+REPEAT_MIN_GAP = 3
 
 
 # Projects ------------------------------------------------------------------------------------------
@@ -58,6 +61,7 @@ def project_create(
     description: str = "",
     overlap: int = 3,
     tasks_per_rater: int = 0,
+    repeat_rate: float = 0.0,
     completion_redirect_url: str = "",
 ) -> Project:
     name = (name or "").strip()
@@ -67,6 +71,7 @@ def project_create(
     if not slug:
         raise InvalidInput("The slug must contain letters or digits.", field="slug")
     _check_overlap(overlap)
+    repeat_rate = _check_repeat_rate(repeat_rate)
     if tasks_per_rater < 0:
         raise InvalidInput("tasks_per_rater must be 0 (no limit) or more.", field="tasks_per_rater")
     with transaction.atomic():
@@ -79,6 +84,7 @@ def project_create(
             description=description,
             overlap=overlap,
             tasks_per_rater=tasks_per_rater,
+            repeat_rate=repeat_rate,
             completion_redirect_url=completion_redirect_url,
         )
         Membership.objects.create(project=project, user=owner, role=Role.RESEARCHER)
@@ -86,13 +92,15 @@ def project_create(
 
 
 def project_update(*, project: Project, **fields) -> Project:
-    allowed = {"name", "description", "overlap", "tasks_per_rater", "completion_redirect_url", "is_open",
-               "pairwise_flags", "completion_code"}
+    allowed = {"name", "description", "overlap", "tasks_per_rater", "repeat_rate", "completion_redirect_url",
+               "is_open", "pairwise_flags", "completion_code"}
     unknown = set(fields) - allowed
     if unknown:
         raise InvalidInput(f"Unknown project field(s): {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
     if "overlap" in fields:
         _check_overlap(fields["overlap"])
+    if "repeat_rate" in fields:
+        fields["repeat_rate"] = _check_repeat_rate(fields["repeat_rate"])
     if "pairwise_flags" in fields:
         flags = fields["pairwise_flags"]
         if not isinstance(flags, list) or not all(isinstance(f, str) and 0 < len(f) <= 40 for f in flags):
@@ -106,6 +114,13 @@ def project_update(*, project: Project, **fields) -> Project:
 def _check_overlap(overlap: int) -> None:
     if not isinstance(overlap, int) or not 1 <= overlap <= 100:
         raise InvalidInput("overlap must be a whole number from 1 to 100.", field="overlap")
+
+
+def _check_repeat_rate(repeat_rate) -> float:
+    if (not isinstance(repeat_rate, (int, float)) or isinstance(repeat_rate, bool)
+            or not 0 <= repeat_rate <= MAX_REPEAT_RATE):
+        raise InvalidInput(f"repeat_rate must be a number from 0 to {MAX_REPEAT_RATE}.", field="repeat_rate")
+    return float(repeat_rate)
 
 
 def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
@@ -238,19 +253,32 @@ def assignment_next(*, rater: Rater) -> Assignment | None:
     this rater already had, never more than ``overlap`` raters per task. The slot is taken
     with a conditional UPDATE, so concurrent raters cannot over-fill a task; on PostgreSQL
     rows being claimed by others are skipped (``SKIP LOCKED``) rather than waited for.
+
+    Repeats: with probability ``project.repeat_rate`` (drawn from ``random.Random`` seeded by
+    the rater's id and answer count, so a rater's stream is reproducible) the next assignment
+    re-shows a pairwise task the rater answered at least :data:`REPEAT_MIN_GAP` assignments
+    ago, sides swapped (see :func:`_repeat_create`). Repeats take no slot and do not count
+    towards ``tasks_per_rater``; they are only served while a new task is still available, so
+    they never delay a rater's completion.
     """
     open_assignment = selectors.assignment_open(rater=rater)
     if open_assignment is not None:
         return open_assignment
     project = rater.project
-    if project.tasks_per_rater and rater.n_judgments >= project.tasks_per_rater:
+    if project.tasks_per_rater and rater.n_judgments - rater.n_repeats >= project.tasks_per_rater:
         return None
     already_seen = Assignment.objects.filter(task=OuterRef("pk"), rater=rater)
+    available = Task.objects.filter(project=project, n_assigned__lt=project.overlap).exclude(Exists(already_seen))
+    if project.repeat_rate > 0:
+        rng = random.Random(f"{rater.pk}:{rater.n_judgments}")
+        if rng.random() < project.repeat_rate and available.exists():
+            repeat = _repeat_create(rater=rater, rng=rng)
+            if repeat is not None:
+                return repeat
     for _attempt in range(8):
         with transaction.atomic():
             task = (
-                Task.objects.filter(project=project, n_assigned__lt=project.overlap)
-                .exclude(Exists(already_seen))
+                available
                 .order_by("n_assigned", "shuffle_key")
                 .select_for_update(skip_locked=True)
                 .only("id", "item_a_id", "item_b_id")
@@ -277,6 +305,41 @@ def assignment_next(*, rater: Rater) -> Assignment | None:
                 break
         return assignment
     return selectors.assignment_open(rater=rater)
+
+
+def _repeat_create(*, rater: Rater, rng: random.Random) -> Assignment | None:
+    """Open a repeat of one of the rater's answered pairwise assignments, or None if none is eligible.
+
+    Eligible: answered, not itself a repeat, not yet repeated, and followed by at least
+    :data:`REPEAT_MIN_GAP` other assignments of this rater (so the repeat is never shown within
+    three tasks of the first showing). One is chosen with ``rng``; the repeat shows its task with
+    left and right swapped and takes no slot of the task.
+    """
+    recent = list(
+        Assignment.objects.filter(rater=rater).order_by("-id").values_list("id", flat=True)[:REPEAT_MIN_GAP]
+    )
+    if len(recent) < REPEAT_MIN_GAP:
+        return None
+    eligible = (
+        Assignment.objects.filter(rater=rater, is_repeat=False, state=AssignmentState.ANSWERED,
+                                  right_item__isnull=False, id__lt=recent[-1])
+        .exclude(Exists(Assignment.objects.filter(repeat_of=OuterRef("pk"))))
+        .order_by("id")
+    )
+    n_eligible = eligible.count()
+    if not n_eligible:
+        return None
+    original = eligible.values("id", "task_id", "left_item_id", "right_item_id")[rng.randrange(n_eligible)]
+    try:
+        with transaction.atomic():
+            return Assignment.objects.create(
+                task_id=original["task_id"], rater=rater, project=rater.project, is_repeat=True,
+                repeat_of_id=original["id"], left_item_id=original["right_item_id"],
+                right_item_id=original["left_item_id"],
+            )
+    except IntegrityError:
+        # A concurrent request of the same rater opened an assignment (or this repeat) first.
+        return selectors.assignment_open(rater=rater)
 
 
 # Judgments -------------------------------------------------------------------------------------------
@@ -353,6 +416,7 @@ def judgment_create(
                 winner_id=winner,
                 loser_id=loser,
                 is_tie=choice == Choice.TIE,
+                is_repeat=assignment.is_repeat,
                 flags=flags,
                 response_time_ms=response_time_ms,
                 shown_at=assignment.shown_at,
@@ -366,6 +430,7 @@ def judgment_create(
                            code="already_answered") from None
         return _replay(existing, rater=rater, assignment_id=assignment_id), False
     rater.n_judgments += 1
+    rater.n_repeats += int(judgment.is_repeat)
     return judgment, True
 
 
@@ -407,8 +472,15 @@ def _instructions_read(*, rater: Rater, instruction_version_id: int) -> Instruct
 
 
 def _assignment_answered(*, assignment: Assignment, rater: Rater) -> None:
-    """Counters and state after an answer. A late answer to an expired assignment takes its slot back."""
+    """Counters and state after an answer. A late answer to an expired assignment takes its slot back.
+
+    A repeat's answer leaves the task's counters alone (a repeat is a consistency probe, not a
+    vote towards the overlap) and is counted in the rater's ``n_repeats`` as well as ``n_judgments``.
+    """
     Assignment.objects.filter(pk=assignment.pk).update(state=AssignmentState.ANSWERED, answered_at=timezone.now())
+    if assignment.is_repeat:
+        Rater.objects.filter(pk=rater.pk).update(n_judgments=F("n_judgments") + 1, n_repeats=F("n_repeats") + 1)
+        return
     slot = 1 if assignment.state == AssignmentState.EXPIRED else 0
     Task.objects.filter(pk=assignment.task_id).update(n_judgments=F("n_judgments") + 1,
                                                       n_assigned=F("n_assigned") + slot)
@@ -421,20 +493,23 @@ def assignments_expire(*, older_than: timedelta, limit: int = 10_000) -> int:
     The task goes back to the pool so other raters can answer it. If the rater comes back and
     answers after all, the answer is still stored (it is never lost) and the task may then have
     one answer more than its overlap. Returns the number of assignments expired.
+
+    An expired repeat held no slot, so none is given back; its original is not repeated again.
     """
     cutoff = timezone.now() - older_than
     with transaction.atomic():
         stale = list(
             Assignment.objects.select_for_update(skip_locked=True)
             .filter(state=AssignmentState.OPEN, shown_at__lt=cutoff)
-            .values_list("pk", "task_id")[:limit]
+            .values_list("pk", "task_id", "is_repeat")[:limit]
         )
         if not stale:
             return 0
-        Assignment.objects.filter(pk__in=[pk for pk, _ in stale]).update(state=AssignmentState.EXPIRED)
+        Assignment.objects.filter(pk__in=[pk for pk, _, _ in stale]).update(state=AssignmentState.EXPIRED)
         per_task: dict[int, int] = defaultdict(int)
-        for _, task_id in stale:
-            per_task[task_id] += 1
+        for _, task_id, is_repeat in stale:
+            if not is_repeat:
+                per_task[task_id] += 1
         for task_id, n in sorted(per_task.items()):
             Task.objects.filter(pk=task_id).update(n_assigned=F("n_assigned") - n)
     return len(stale)

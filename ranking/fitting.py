@@ -36,7 +36,7 @@ class TransientFitError(Exception):
 def validate_params(*, model: str, params: dict) -> dict:
     """Normalise fit parameters, refusing unknown keys and out-of-range values."""
     allowed = {"alpha", "half_life_days", "ties", "instruction_version", "demographic_field",
-               "demographic_value", "tau", "holdout_fraction", "random_state"}
+               "demographic_value", "tau", "holdout_fraction", "random_state", "include_repeats"}
     unknown = set(params) - allowed
     if unknown:
         raise InvalidInput(f"Unknown fit parameter: {sorted(unknown)[0]}.", field=sorted(unknown)[0])
@@ -58,6 +58,11 @@ def validate_params(*, model: str, params: dict) -> dict:
     if version is not None and (not isinstance(version, int) or version < 1):
         raise InvalidInput("instruction_version must be a version number.", field="instruction_version")
     clean["instruction_version"] = version
+    include_repeats = params.get("include_repeats", False)
+    if not isinstance(include_repeats, bool):
+        raise InvalidInput("include_repeats must be true or false.", field="include_repeats")
+    if include_repeats:  # stored only when set, so the parameters of ordinary fits are unchanged
+        clean["include_repeats"] = True
     field = params.get("demographic_field")
     if field is not None:
         from annotator.services import DEMOGRAPHIC_FIELDS
@@ -97,8 +102,14 @@ class ComparisonData:
 
 
 def comparison_data(*, project_id: int, cutoff_judgment_id: int, params: dict, now=None) -> ComparisonData:
-    """Load the judgments a fit sees: up to the cut-off, filtered as the parameters say."""
+    """Load the judgments a fit sees: up to the cut-off, filtered as the parameters say.
+
+    Answers to repeat assignments are left out unless ``params["include_repeats"]``: a repeat
+    re-asks a rater a pair they already judged, as a consistency probe, not as an extra vote.
+    """
     qs = Judgment.objects.filter(project_id=project_id, id__lte=cutoff_judgment_id, right_item__isnull=False)
+    if not params.get("include_repeats"):
+        qs = qs.filter(is_repeat=False)
     if params.get("instruction_version"):
         qs = qs.filter(instruction_version__version=params["instruction_version"])
     if params.get("demographic_field"):

@@ -15,9 +15,12 @@ Methods, as the pages state them:
   judgments, *m* being the most common count among pairs with ≥ 2, and of each the first *m*
   judgments by submission order. Krippendorff's alpha (nominal) uses every judgment (missing
   allowed). 95 % intervals for both: percentile bootstrap over pairs (200 resamples, seed 0).
-* Repeated pairs: a pairwise task is unique per unordered pair and a rater is assigned a task at
-  most once, so the data model makes repeats impossible; intra-rater consistency is computed on
-  whatever repeats exist (none) and the page says why.
+* Repeats: with a project ``repeat_rate`` > 0 a rater is re-shown, sides swapped, a pair they
+  already answered (``Judgment.is_repeat``). Repeat answers are consistency probes, not extra
+  votes: every pairwise statistic here (opinions per pair, kappa, alpha, rater quality, groups)
+  leaves them out. :func:`intra_rater_consistency` pairs each repeat answer with the rater's first
+  answer and counts agreement in terms of items (the same winner, or a tie both times), per rater
+  and overall, with Wilson 95 % intervals.
 * Group LR test: decided judgments only, groups that are not too small and not "not answered" /
   "prefer not to say"; see :func:`ranking.core.consistency.group_lr_test`.
 """
@@ -95,10 +98,10 @@ def _judgments(*, project: Project, cutoff_judgment_id: int | None = None):
 
 
 def pairwise_rows(*, project: Project, cutoff_judgment_id: int | None = None) -> PairwiseRows:
-    """The project's pairwise judgments (those with id ≤ ``cutoff_judgment_id`` if given)."""
+    """The project's pairwise judgments (those with id ≤ ``cutoff_judgment_id`` if given), repeats left out."""
     rows = list(
         _judgments(project=project, cutoff_judgment_id=cutoff_judgment_id)
-        .filter(task__kind="pairwise", right_item__isnull=False)
+        .filter(task__kind="pairwise", right_item__isnull=False, is_repeat=False)
         .order_by("id")
         .values_list("id", "task_id", "task__item_a_id", "task__item_b_id", "winner_id", "is_tie", "rater_id")
     )
@@ -238,7 +241,7 @@ def pair_opinions(*, rows: PairwiseRows, item_names: dict[int, str], sort: str =
 
 
 def pairwise_agreement(*, rows: PairwiseRows, with_ci: bool = True) -> dict:
-    """Project-level pairwise agreement: majority share, Fleiss' kappa, nominal alpha, repeats."""
+    """Project-level pairwise agreement: majority share, Fleiss' kappa, nominal alpha."""
     n_tasks = rows.task_ids.size
     counts = _category_counts(unit=rows.task, category=rows.outcome, n_units=n_tasks, n_categories=3)
     n = counts.sum(axis=1)
@@ -270,29 +273,56 @@ def pairwise_agreement(*, rows: PairwiseRows, with_ci: bool = True) -> dict:
             multi_counts = counts[multi]  # same alpha from counts (see nominal_alpha_from_counts), fast to resample
             alpha["ci"] = _bootstrap_ci(lambda i: nominal_alpha_from_counts(multi_counts[i]), multi_counts.shape[0])
     result["alpha_nominal"] = alpha
-    result["repeats"] = repeated_pairs(rows=rows)
     return result
 
 
-def repeated_pairs(*, rows: PairwiseRows) -> dict:
-    """Intra-rater consistency: raters who judged the same unordered pair more than once."""
-    lo, hi = np.minimum(rows.item_a, rows.item_b), np.maximum(rows.item_a, rows.item_b)
-    key = np.stack([rows.rater, lo, hi], 1)
-    if rows.n == 0:
-        return {"n_repeated": 0, "consistent_share": None}
-    uniq, inv, cnt = np.unique(key, axis=0, return_inverse=True, return_counts=True)
-    inv = inv.ravel()
-    repeated = cnt >= 2
-    if not repeated.any():
-        return {"n_repeated": 0, "consistent_share": None}
-    same = np.ones(uniq.shape[0], dtype=bool)
-    first = np.full(uniq.shape[0], -1)
-    for g, o in zip(inv, rows.outcome):
-        if first[g] < 0:
-            first[g] = o
-        elif first[g] != o:
-            same[g] = False
-    return {"n_repeated": int(repeated.sum()), "consistent_share": float(same[repeated].mean())}
+#: Raters with at least this many repeated pairs are listed as low-consistency below this share.
+MIN_REPEATS_FOR_FLAG = 5
+LOW_CONSISTENCY_SHARE = 0.6
+
+
+def intra_rater_consistency(*, project: Project, cutoff_judgment_id: int | None = None) -> dict:
+    """Per rater and overall: repeated pairs answered twice and the share answered the same way.
+
+    Each repeat answer is paired with the rater's first answer to the same assignment's pair. The
+    two agree when they name the same winning item, or are both ties (sides are swapped between
+    the showings, so a rater pressing the same side twice disagrees). Wilson 95 % intervals;
+    raters with at least :data:`MIN_REPEATS_FOR_FLAG` repeats and a share below
+    :data:`LOW_CONSISTENCY_SHARE` are listed as low.
+    """
+    pairs = list(
+        _judgments(project=project, cutoff_judgment_id=cutoff_judgment_id)
+        .filter(is_repeat=True, right_item__isnull=False, assignment__repeat_of__judgment__isnull=False)
+        .order_by("id")
+        .values_list("rater_id", "winner_id", "is_tie", "assignment__repeat_of__judgment__winner_id",
+                     "assignment__repeat_of__judgment__is_tie")
+    )
+    public_ids = _public_ids(project) if pairs else {}
+    n_by: Counter = Counter()
+    k_by: Counter = Counter()
+    for rater_id, winner, tie, first_winner, first_tie in pairs:
+        n_by[rater_id] += 1
+        k_by[rater_id] += int(tie == first_tie and (tie or winner == first_winner))
+    rater_ids = sorted(n_by, key=lambda r: (k_by[r] / n_by[r], -n_by[r], public_ids.get(r, "")))
+    n = np.array([n_by[r] for r in rater_ids], dtype=np.int64)
+    k = np.array([k_by[r] for r in rater_ids], dtype=np.int64)
+    low, high = agreement.wilson_interval(k, n) if n.size else (np.array([]), np.array([]))
+    raters = []
+    for i, r in enumerate(rater_ids):
+        share = float(k[i] / n[i])
+        raters.append({"rater": public_ids.get(r, "?"), "n_repeated": int(n[i]), "n_consistent": int(k[i]),
+                       "consistent_share": share, "wilson": [float(low[i]), float(high[i])],
+                       "low": bool(n[i] >= MIN_REPEATS_FOR_FLAG and share < LOW_CONSISTENCY_SHARE)})
+    total_n, total_k = int(n.sum()), int(k.sum())
+    overall = agreement.wilson_interval(total_k, total_n) if total_n else None
+    return {
+        "repeat_rate": project.repeat_rate,
+        "n_repeated": total_n, "n_consistent": total_k,
+        "consistent_share": total_k / total_n if total_n else None,
+        "wilson": [float(overall[0]), float(overall[1])] if overall else None,
+        "n_raters": len(raters), "raters": raters, "low": [r for r in raters if r["low"]],
+        "min_repeats_for_flag": MIN_REPEATS_FOR_FLAG, "low_share": LOW_CONSISTENCY_SHARE,
+    }
 
 
 def _bt_strengths(rows: PairwiseRows) -> np.ndarray | None:
@@ -624,6 +654,7 @@ def agreement_compute(*, project: Project, cutoff_judgment_id: int | None = None
     names = _item_names(project)
     step(0.1)
     result: dict = {"pairwise": pairwise_agreement(rows=rows)}
+    result["intra_rater"] = intra_rater_consistency(project=project, cutoff_judgment_id=cutoff_judgment_id)
     step(0.3)
     result["opinions"] = {sort: pair_opinions(rows=rows, item_names=names, sort=sort) for sort in OPINION_SORTS}
     result["quality"] = rater_quality(rows=rows, public_ids=_public_ids(project))
@@ -666,6 +697,7 @@ def agreement_view(*, result: dict, field: str = "expertise", sort: str = "contr
         sort = "controversy"
     return {
         "pairwise": result["pairwise"],
+        "intra_rater": result.get("intra_rater"),  # None in reports stored before repeats existed
         "opinions": result["opinions"][sort],
         "quality": result["quality"],
         "groups": result["groups"][field],
@@ -738,6 +770,9 @@ DATASHEET_METHODS = [
     f"fits with a weak N(0, {1 / BT_ALPHA:g}) prior. Groups with fewer than {MIN_GROUP_RATERS} raters or "
     f"{MIN_GROUP_JUDGMENTS} judgments are reported as too small and left out of the test, as are "
     "'not answered' and 'prefer not to say'.",
+    "Repeats (a pair re-shown to the same rater, sides swapped) are consistency probes: left out of every "
+    "pairwise statistic and of fits; intra-rater consistency is the share of repeats answered with the same "
+    "winning item (or a tie both times), Wilson 95% interval.",
     "Raters appear only in aggregate; no identities or external participant ids are included.",
 ]
 
@@ -758,7 +793,8 @@ def datasheet_view(*, result: dict, project: Project, generated_at=None, report:
                                   for k, v in row.items()} for row in result["instruction_versions"]],
         "consent_versions": [{k: _revive(v) if k in DATASHEET_DATETIMES["consent_versions"] else v
                               for k, v in row.items()} for row in result["consent_versions"]],
-        "agreement": {"pairwise": result["pairwise"], "rich": result["rich"]},
+        "agreement": {"pairwise": result["pairwise"], "rich": result["rich"],
+                      "intra_rater": result.get("intra_rater")},
         "group_differences": {
             field: {"label": g["field_label"],
                     "groups": [{k: grp[k] for k in ("label", "n_raters", "n_judgments", "too_small",

@@ -80,6 +80,7 @@ def expected_rows(project):
             "right_item_id": j.right_item_id, "right_item_sha256": j.right_item.sha256,
             "right_item_name": j.right_item.original_name,
             "choice": j.choice, "winner_id": j.winner_id, "loser_id": j.loser_id, "is_tie": j.is_tie,
+            "is_repeat": j.is_repeat,
             "instruction_version": j.instruction_version.version, "response_time_ms": j.response_time_ms,
             "flags": j.flags,
             **{f"rater_{name}": d(name) for name in

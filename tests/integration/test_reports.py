@@ -78,7 +78,7 @@ def test_pair_shares_and_wilson_interval_on_a_hand_made_pair(researcher, client)
     summary = reports.pairwise_agreement(rows=rows, with_ci=False)
     assert summary["mean_majority_share"] == pytest.approx(0.7)
     assert summary["fleiss_kappa"]["m"] == 10 and summary["fleiss_kappa"]["n_pairs"] == 1
-    assert summary["repeats"]["n_repeated"] == 0
+    assert reports.intra_rater_consistency(project=project)["n_repeated"] == 0
     client.force_login(researcher)
     page = client.get(reverse("ranking_reports:agreement", args=[project.slug]))
     assert page.status_code == 200
@@ -229,7 +229,7 @@ def test_empty_project_renders_and_says_so(project, client, researcher):
     client.force_login(researcher)
     page = client.get(reverse("ranking_reports:agreement", args=[project.slug])).content.decode()
     assert "No judgments yet." in page and "No Likert data yet" in page
-    assert "no rater has judged a pair twice" in page
+    assert "Not measured: this project's repeat rate is 0" in page
 
 
 URLS = ["ranking_reports:agreement", "ranking_reports:datasheet", "ranking_reports:datasheet_md",
