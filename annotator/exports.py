@@ -107,9 +107,11 @@ class EpochMicros(Func):
 
     def as_sqlite(self, compiler, connection, **extra_context):
         # Stored as 'YYYY-MM-DD HH:MM:SS[.ffffff]' in UTC: whole seconds, plus the 6-digit fraction if any.
+        # strftime gets only the first 19 characters: SQLite rounds fractional seconds to milliseconds,
+        # so '...:03.999909' would otherwise count as second 04.
         sql, params = compiler.compile(self.source_expressions[0])
-        return (f"(CAST(strftime('%%s', {sql}) AS INTEGER) * 1000000 + CAST(substr({sql}, 21, 6) AS INTEGER))",
-                params * 2)
+        return (f"(CAST(strftime('%%s', substr({sql}, 1, 19)) AS INTEGER) * 1000000"
+                f" + CAST(substr({sql}, 21, 6) AS INTEGER))", params * 2)
 
     def as_sql(self, compiler, connection, **extra_context):
         raise NotSupportedError(f"Judgment export supports PostgreSQL and SQLite, not {connection.vendor}.")

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from annotator import selectors, services
 from annotator.exports import COLUMNS, judgments_export
-from annotator.models import Judgment
+from annotator.models import Assignment, Judgment
 from tests.conftest import ready_rater
 from tests.factories import RaterFactory, UserFactory
 
@@ -251,3 +251,17 @@ def test_bad_parameters_name_the_field(judged, researcher, params, field):
     response = client.get(url(judged, **params))
     assert response.status_code == 400
     assert response.json()["error"]["field"] == field
+
+
+def test_timestamps_keep_every_microsecond_near_a_second_boundary(judged):
+    """A time such as 12:00:03.999909 stays in second 03 (SQLite would round it up to 04 in strftime)."""
+    from datetime import datetime, timezone as tz
+
+    from annotator.exports import EpochMicros
+
+    moment = datetime(2026, 11, 22, 6, 37, 3, 999909, tzinfo=tz.utc)
+    judgment = Judgment.objects.filter(project=judged).order_by("id").first()
+    Assignment.objects.filter(pk=judgment.assignment_id).update(shown_at=moment)
+    micros = Assignment.objects.filter(pk=judgment.assignment_id).annotate(
+        us=EpochMicros("shown_at")).values_list("us", flat=True).get()
+    assert micros == int(moment.timestamp()) * 1_000_000 + 999909
