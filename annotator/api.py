@@ -309,6 +309,12 @@ class RaterNextTask(_RaterView):
         return Response(_task_payload(request.rater))
 
 
+def _acknowledge(answer: dict, *, rater: Rater, created: bool) -> Response:
+    """The stored answer (201 new, 200 a replay) with the rater's next task, saving them a request."""
+    return Response({**answer, "next": _task_payload(rater)},
+                    status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
 class RaterJudgmentSubmit(_RaterView):
     throttle_classes = [RaterThrottle]
 
@@ -334,8 +340,7 @@ class RaterJudgmentSubmit(_RaterView):
             response_time_ms=v["response_time_ms"],
             flags=v["flags"],
         )
-        return Response(RaterJudgmentSerializer(judgment).data,
-                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return _acknowledge(RaterJudgmentSerializer(judgment).data, rater=request.rater, created=created)
 
 
 class RaterAnnotationSubmit(RaterJudgmentSubmit):
@@ -358,8 +363,7 @@ class RaterAnnotationSubmit(RaterJudgmentSubmit):
             checklist=v["checklist"],
             response_time_ms=v["response_time_ms"],
         )
-        return Response(RaterAnnotationSerializer(annotation).data,
-                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return _acknowledge(RaterAnnotationSerializer(annotation).data, rater=request.rater, created=created)
 
 
 # Rich feedback: consolidated records and heatmaps (researchers) ------------------------------------

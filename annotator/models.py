@@ -272,7 +272,8 @@ class Task(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["project", "kind", "n_assigned", "shuffle_key"], name="task_next_lookup"),
+            # assignment_next: open slots of a project, fewest assignments first, random among equals.
+            models.Index(fields=["project", "n_assigned", "shuffle_key"], name="task_open_slots"),
         ]
 
 

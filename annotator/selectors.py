@@ -6,6 +6,7 @@ import statistics
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate
 
@@ -81,13 +82,19 @@ def rater_progress(*, rater: Rater) -> dict:
         open_repeat = 1 if current is not None and current.is_repeat else 0
         total = project.tasks_per_rater + rater.n_repeats + open_repeat
     else:
-        remaining = (
-            Task.objects.filter(project=project, n_assigned__lt=project.overlap)
-            .exclude(assignments__rater=rater)
-            .count()
-        )
-        open_now = 1 if assignment_open(rater=rater) else 0
-        total = rater.n_judgments + open_now + remaining
+        # Counting the tasks still open to this rater scans the project's open slots; it is cached
+        # per rater for a minute (the total then shifts only when other raters fill tasks).
+        key = f"preflab:rater-total:{rater.pk}"
+        total = cache.get(key)
+        if total is None or total < rater.n_judgments + 1:
+            remaining = (
+                Task.objects.filter(project=project, n_assigned__lt=project.overlap)
+                .exclude(assignments__rater=rater)
+                .count()
+            )
+            open_now = 1 if assignment_open(rater=rater) else 0
+            total = rater.n_judgments + open_now + remaining
+            cache.set(key, total, timeout=60)
     return {"done": rater.n_judgments, "total": max(total, rater.n_judgments)}
 
 

@@ -76,12 +76,12 @@ function render(list) {
   });
 }
 
-async function next() {
+async function next(given = null) {
   state.busy = true;
   app.dataset.state = "loading";
   state.task = null;
   setStatus("Loading…");
-  const data = await fetchNextTask(app, "checklist", setStatus);
+  const data = await fetchNextTask(app, "checklist", setStatus, given);
   if (!data) return;
   const a = data.assignment;
   // Group the questions by dimension (in order of first appearance), keeping their order within a group.
@@ -116,7 +116,7 @@ async function submit() {
   state.busy = true;
   const a = state.task.assignment;
   setStatus("Saving…");
-  const outcome = await submitAnswer(app.dataset.submitUrl, a.id, {
+  const { outcome, next: following } = await submitAnswer(app.dataset.submitUrl, a.id, {
     instruction_version: state.task.instruction_version,
     checklist: state.answers,
     response_time_ms: Math.round(performance.now() - state.shownAt),
@@ -126,7 +126,7 @@ async function submit() {
     state.busy = false;
     return;
   }
-  await next();
+  await next(following);
 }
 
 document.addEventListener("keydown", (event) => {

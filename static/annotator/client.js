@@ -59,29 +59,34 @@ export function forgetKey(assignmentId) {
 }
 
 // Submit a rater's answer to an assignment, exactly once however often it is retried.
-// Returns "saved" (stored now or before), "navigating" (the instructions changed: the rater is sent
-// to read them), or "refused" (onError got the reason; nothing was stored).
+// Returns {outcome, next}: outcome "saved" (stored now or before; ``next`` is the following task when the
+// server sent it), "navigating" (the instructions changed: the rater is sent to read them), or "refused"
+// (onError got the reason; nothing was stored).
 export async function submitAnswer(url, assignmentId, body, { instructionsUrl, onError }) {
+  let reply = null;
   try {
-    await postJSON(url, { assignment: assignmentId, idempotency_key: keyFor(assignmentId), ...body });
+    reply = await postJSON(url, { assignment: assignmentId, idempotency_key: keyFor(assignmentId), ...body });
   } catch (err) {
     const code = err.body?.error?.code;
-    if (code === "instructions_changed") { window.location.assign(instructionsUrl); return "navigating"; }
-    if (code !== "already_answered") { onError(err); return "refused"; }
+    if (code === "instructions_changed") { window.location.assign(instructionsUrl); return { outcome: "navigating" }; }
+    if (code !== "already_answered") { onError(err); return { outcome: "refused" }; }
   }
   forgetKey(assignmentId);
-  return "saved";
+  return { outcome: "saved", next: reply?.next || null };
 }
 
 // The rater's next task of this page's kind, or null when the page is leaving (finished, instructions
-// to read, or a task of another kind) or the request failed (setStatus got the reason).
-export async function fetchNextTask(app, kind, setStatus) {
-  let data;
-  try {
-    data = await getJSON(app.dataset.nextUrl);
-  } catch (err) {
-    setStatus(`Could not load the next task: ${err.message}. Reload the page to try again.`, "error");
-    return null;
+// to read, or a task of another kind) or the request failed (setStatus got the reason). ``given`` is a
+// next-task payload the server already sent (with the answer's acknowledgement), saving a request.
+export async function fetchNextTask(app, kind, setStatus, given = null) {
+  let data = given;
+  if (!data) {
+    try {
+      data = await getJSON(app.dataset.nextUrl);
+    } catch (err) {
+      setStatus(`Could not load the next task: ${err.message}. Reload the page to try again.`, "error");
+      return null;
+    }
   }
   if (data.status === "done") { window.location.assign(app.dataset.doneUrl); return null; }
   if (data.status === "blocked") { window.location.assign(app.dataset.instructionsUrl); return null; }

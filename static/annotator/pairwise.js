@@ -40,11 +40,11 @@ function renderFlags(flags) {
   }
 }
 
-async function next() {
+async function next(given = null) {
   state.busy = true;
   state.task = null;
   setStatus("Loading…");
-  const data = await fetchNextTask(app, "pairwise", setStatus);
+  const data = await fetchNextTask(app, "pairwise", setStatus, given);
   if (!data) return;
   const a = data.assignment;
   setProgress(data.progress);
@@ -72,7 +72,7 @@ async function answer(choice) {
   const highlight = choice === "tie" ? null : $(choice);
   if (highlight) highlight.classList.add("picked");
   setStatus("Saving…");
-  const outcome = await submitAnswer(app.dataset.submitUrl, a.id, {
+  const { outcome, next: following } = await submitAnswer(app.dataset.submitUrl, a.id, {
     choice,
     instruction_version: state.task.instruction_version,
     response_time_ms: Math.round(performance.now() - state.shownAt),
@@ -85,7 +85,7 @@ async function answer(choice) {
     return;
   }
   if (highlight) highlight.classList.remove("picked");
-  await next();
+  await next(following);
 }
 
 document.addEventListener("keydown", (event) => {

@@ -208,12 +208,12 @@ function loadImage(img, src) {
   });
 }
 
-async function next() {
+async function next(given = null) {
   state.busy = true;
   app.dataset.state = "loading";
   state.task = null;
   setStatus("Loading…");
-  const data = await fetchNextTask(app, "rich", setStatus);
+  const data = await fetchNextTask(app, "rich", setStatus, given);
   if (!data) return;
   const a = data.assignment;
   setProgress(data.progress);
@@ -246,7 +246,7 @@ async function submit() {
   state.busy = true;
   const a = state.task.assignment;
   setStatus("Saving…");
-  const outcome = await submitAnswer(app.dataset.submitUrl, a.id, {
+  const { outcome, next: following } = await submitAnswer(app.dataset.submitUrl, a.id, {
     instruction_version: state.task.instruction_version,
     points: state.points.map((p) => ({ x: p.x, y: p.y, kind: p.kind })),
     misaligned_words: [...state.words].sort((x, y) => x - y),
@@ -258,7 +258,7 @@ async function submit() {
     state.busy = false;
     return;
   }
-  await next();
+  await next(following);
 }
 
 document.addEventListener("keydown", (event) => {

@@ -133,3 +133,22 @@ def test_script_in_instructions_is_neutralised(client, project, researcher):
     assert "<script>alert(1)" not in page
     assert "javascript:" not in page
     assert "<strong>bold</strong>" in page
+
+
+def test_submit_acknowledgement_carries_the_next_task(client, project):
+    client.get(join_url(project))
+    walk_to_tasks(client, project)
+    body = client.get(reverse("rater:api_next", args=[project.slug])).json()
+    answer = {"assignment": body["assignment"]["id"], "choice": "left", "idempotency_key": str(uuid.uuid4()),
+              "instruction_version": body["instruction_version"]}
+    first = client.post(reverse("rater:api_judgments", args=[project.slug]), answer,
+                        content_type="application/json")
+    assert first.status_code == 201
+    following = first.json()["next"]
+    assert following["status"] == "task" and following["assignment"]["id"] != body["assignment"]["id"]
+    assert following["progress"]["done"] == 1
+    replay = client.post(reverse("rater:api_judgments", args=[project.slug]), answer,
+                         content_type="application/json")
+    assert replay.status_code == 200
+    assert replay.json()["next"]["assignment"]["id"] == following["assignment"]["id"]  # the same open task
+    assert Judgment.objects.count() == 1
