@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncDate
 
 from annotator.models import (
@@ -15,6 +15,7 @@ from annotator.models import (
     Assignment,
     AssignmentState,
     ConsentVersion,
+    Demographics,
     InstructionVersion,
     Item,
     Judgment,
@@ -58,14 +59,26 @@ def assignment_open(*, rater: Rater) -> Assignment | None:
 
 
 def rater_next_step(*, rater: Rater) -> str:
-    """Where the rater's flow stands: consent, demographics, instructions, task or done."""
-    consent = consent_current(project=rater.project)
-    if consent is not None and rater.consent_version_id != consent.pk:
+    """Where the rater's flow stands: consent, demographics, instructions or task (one query)."""
+    state = (
+        Rater.objects.filter(pk=rater.pk)
+        .annotate(
+            current_consent=Subquery(ConsentVersion.objects.filter(project_id=OuterRef("project_id"))
+                                     .order_by("-version").values("pk")[:1]),
+            current_instructions=Subquery(InstructionVersion.objects.filter(project_id=OuterRef("project_id"))
+                                          .order_by("-version").values("pk")[:1]),
+            answered_demographics=Exists(Demographics.objects.filter(rater_id=OuterRef("pk"))),
+        )
+        .values("consent_version_id", "acknowledged_instruction_id", "current_consent", "current_instructions",
+                "answered_demographics")
+        .get()
+    )
+    if state["current_consent"] is not None and state["consent_version_id"] != state["current_consent"]:
         return "consent"
-    if not hasattr(rater, "demographics"):
+    if not state["answered_demographics"]:
         return "demographics"
-    instructions = instruction_current(project=rater.project)
-    if instructions is not None and rater.acknowledged_instruction_id != instructions.pk:
+    if (state["current_instructions"] is not None
+            and state["acknowledged_instruction_id"] != state["current_instructions"]):
         return "instructions"
     return "task"
 

@@ -296,14 +296,14 @@ def assignment_next(*, rater: Rater) -> Assignment | None:
                 left, right = right, left
             try:
                 with transaction.atomic():
-                    assignment = Assignment.objects.create(
+                    Assignment.objects.create(
                         task_id=task.pk, rater=rater, project=project, left_item_id=left, right_item_id=right
                     )
             except IntegrityError:
                 # A concurrent request of the same rater opened an assignment first: give the slot back.
                 Task.objects.filter(pk=task.pk).update(n_assigned=F("n_assigned") - 1)
-                break
-        return assignment
+        break
+    # The new (or concurrently opened) assignment, with its task and images loaded in the same query.
     return selectors.assignment_open(rater=rater)
 
 
@@ -372,9 +372,6 @@ def judgment_create(
     rater's, was already answered, or the rater has not read the current instructions.
     """
     key = _parse_idempotency_key(idempotency_key)
-    existing = Judgment.objects.filter(idempotency_key=key).first()
-    if existing is not None:
-        return _replay(existing, rater=rater, assignment_id=assignment_id), False
     if choice not in Choice.values:
         raise InvalidInput(f"choice must be one of {', '.join(Choice.values)}.", field="choice")
     if response_time_ms is not None and (

@@ -21,8 +21,14 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def judged(researcher):
-    """6 items with a true order (item 0 best) judged by 8 raters over all 15 pairs."""
+def judged(researcher, monkeypatch):
+    """6 items with a true order (item 0 best) judged by 8 raters over all 15 pairs.
+
+    Left/right sides are drawn with `secrets`; they are seeded here too, so the simulated study is
+    the same on every run.
+    """
+    sides = np.random.default_rng(1)
+    monkeypatch.setattr("annotator.services.secrets.randbelow", lambda n: int(sides.integers(n)))
     project = annotator_services.project_create(owner=researcher, name="Judged", overlap=8)
     items = [ItemFactory(project=project, prompt="p") for _ in range(6)]
     annotator_services.instruction_version_create(project=project, text="Choose.", created_by=researcher)
