@@ -576,6 +576,145 @@ def rich_agreement(*, project: Project, cutoff_annotation_id: int | None = None)
     return result
 
 
+HEATMAP_BATCH = 200
+HEATMAP_BINS = 10  # correlation histogram over [-1, 1], bins of 0.2
+LIKERT_IMAGES_SHOWN = 50
+
+
+def _rich_feedback_batches(*, project: Project, cutoff_annotation_id: int | None = None,
+                           batch_size: int = HEATMAP_BATCH):
+    """Consolidated rich feedback (:func:`annotator.consolidation.item_feedback`) of every image with a
+    rich-feedback answer up to the cut-off, ``batch_size`` images and one annotations query at a time."""
+    from annotator.consolidation import item_feedback
+
+    model = _annotation_model()
+    if model is None:
+        return
+    annotations = model.objects.filter(project=project, kind="rich")
+    if cutoff_annotation_id is not None:
+        annotations = annotations.filter(id__lte=cutoff_annotation_id)
+    item_ids = sorted(set(annotations.values_list("item_id", flat=True)))
+    for start in range(0, len(item_ids), batch_size):
+        batch = list(Item.objects.filter(id__in=item_ids[start:start + batch_size]).order_by("id"))
+        by_item: dict[int, list] = {item.pk: [] for item in batch}
+        rows = (annotations.filter(item__in=batch).select_related("rater").order_by("id")
+                .only("item_id", "kind", "points", "misaligned_words", "scores", "answers", "submitted_at",
+                      "rater__public_id"))
+        for annotation in rows:
+            by_item[annotation.item_id].append(annotation)
+        for item in batch:
+            yield item, item_feedback(item=item, project=project, annotations=by_item[item.pk])
+
+
+def heatmap_agreement_summary(*, correlations: list[float | None], n_marked: int, n_images: int) -> dict:
+    """Distribution over images of the leave-one-out correlation between raters' disk maps (one kind).
+
+    ``correlations``: one value per image with ≥ 2 raters, None where undefined (no rater, or only one,
+    marked anything of the kind). ``n_marked`` of ``n_images`` rich-feedback images have a mark by anyone.
+    """
+    values = np.array([c for c in correlations if c is not None], dtype=float)
+    counts, edges = np.histogram(values, bins=HEATMAP_BINS, range=(-1.0, 1.0))
+    return {
+        "n_images": len(correlations), "n_defined": int(values.size),
+        "share_defined": values.size / len(correlations) if correlations else None,
+        "mean": float(values.mean()) if values.size else None,
+        "median": float(np.median(values)) if values.size else None,
+        "histogram": [{"low": float(edges[i]), "high": float(edges[i + 1]), "n": int(counts[i])}
+                      for i in range(HEATMAP_BINS)],
+        "n_marked": n_marked, "n_rich_images": n_images,
+        "marked_share": n_marked / n_images if n_images else None,
+    }
+
+
+def _likert_image_row(*, item: Item, values: list[int]) -> dict:
+    arr = np.array(values, dtype=float)
+    counts = [int((arr == s).sum()) for s in range(1, 6)]
+    top = max(counts)
+    return {
+        "item_id": item.pk, "item": item.original_name or str(item.pk), "n": int(arr.size),
+        "counts": counts, "text": ", ".join(f"{c}×{s}" for s, c in zip(range(1, 6), counts) if c),
+        "mean": float(arr.mean()), "sd": float(arr.std(ddof=1)) if arr.size > 1 else None,
+        "spread": float(arr.max() - arr.min()),
+        "glyph": [{"score": s, "n": c, "h": round(16 * c / top, 1), "y": round(17 - 16 * c / top, 1), "x": 10 * (s - 1)}
+                  for s, c in zip(range(1, 6), counts)],
+    }
+
+
+def likert_image_opinions(*, rows: list[dict], sort: str = "controversy", limit: int = LIKERT_IMAGES_SHOWN) -> dict:
+    """Per-image Likert rows of one dimension in ``sort`` order: ``controversy`` (largest max − min, then
+    largest SD, then most ratings), ``n`` (most ratings first) or ``agreement`` (smallest spread first)."""
+    def sd(r):
+        return r["sd"] if r["sd"] is not None else 0.0
+    if sort == "n":
+        key = (lambda r: (-r["n"], -r["spread"], -sd(r), r["item_id"]))
+    elif sort == "agreement":
+        key = (lambda r: (r["spread"], sd(r), -r["n"], r["item_id"]))
+    else:
+        sort = "controversy"
+        key = (lambda r: (-r["spread"], -sd(r), -r["n"], r["item_id"]))
+    ordered = sorted(rows, key=key)[:limit]
+    return {"sort": sort, "n_images": len(rows), "rows": ordered, "shown": len(ordered)}
+
+
+def _spread_counts(rows: list[dict]) -> dict:
+    """Images with ≥ 2 ratings by spread (max − min): 0, 1, 2 or more."""
+    multi = [r["spread"] for r in rows if r["n"] >= 2]
+    return {"n_multi": len(multi), "zero": sum(1 for v in multi if v == 0), "one": sum(1 for v in multi if v == 1),
+            "two_plus": sum(1 for v in multi if v >= 2)}
+
+
+def rich_image_agreement(*, project: Project, cutoff_annotation_id: int | None = None) -> dict:
+    """Heatmap agreement per point kind, and per-image Likert histograms, from the rich feedback.
+
+    Heatmaps: for each image with ≥ 2 raters, the mean leave-one-out correlation between the raters'
+    disk maps (``ItemFeedback.heatmap_agreement``); undefined (skipped) where fewer than two raters'
+    maps vary, e.g. nobody or only one rater marked the kind. Likert: every image's score histogram per
+    dimension, precomputed under each of :data:`OPINION_SORTS` (the top :data:`LIKERT_IMAGES_SHOWN`).
+    """
+    from annotator.feedback import POINT_KINDS
+
+    dims = list(getattr(project, "likert_dimensions", None) or [])
+    correlations: dict[str, list] = {kind: [] for kind in POINT_KINDS}
+    marked = {kind: 0 for kind in POINT_KINDS}
+    likert_rows: dict[str, list[dict]] = {d["name"]: [] for d in dims}
+    n_images = 0
+    for item, fb in _rich_feedback_batches(project=project, cutoff_annotation_id=cutoff_annotation_id):
+        if not fb.answers:
+            continue
+        n_images += 1
+        for kind in POINT_KINDS:
+            if any(p.get("kind") == kind for a in fb.answers for p in a.points):
+                marked[kind] += 1
+            if fb.n_raters >= 2:
+                correlations[kind].append(fb.heatmap_agreement.get(kind))
+        for d in dims:
+            values = [a.scores.get(d["name"]) for a in fb.answers if a.scores.get(d["name"]) is not None]
+            if values:
+                likert_rows[d["name"]].append(_likert_image_row(item=item, values=values))
+    heat = [{"kind": kind, **heatmap_agreement_summary(correlations=correlations[kind], n_marked=marked[kind],
+                                                       n_images=n_images)} for kind in POINT_KINDS]
+    likert = [{"name": d["name"], "label": d.get("label", d["name"]),
+               "spread_counts": _spread_counts(likert_rows[d["name"]]),
+               "opinions": {sort: likert_image_opinions(rows=likert_rows[d["name"]], sort=sort)
+                            for sort in OPINION_SORTS}}
+              for d in dims if likert_rows[d["name"]]]
+    return {"n_images": n_images, "heatmaps": heat if n_images else [], "likert_images": likert}
+
+
+def heatmap_chart(*, histogram: list[dict], width: int = 360, height: int = 140) -> dict:
+    """Geometry of one correlation histogram (bins over [−1, 1]) as an SVG bar chart."""
+    left, right, top, bottom = 30, 10, 10, 22
+    span, plot_h = width - left - right, height - top - bottom
+    peak = max([b["n"] for b in histogram] + [1])
+    bw = span / max(len(histogram), 1)
+    bars = [{"x": left + i * bw + 1, "w": bw - 2, "h": plot_h * b["n"] / peak,
+             "y": top + plot_h - plot_h * b["n"] / peak, "n": b["n"], "low": b["low"], "high": b["high"]}
+            for i, b in enumerate(histogram)]
+    ticks = [{"x": left + span * (t + 1) / 2, "label": f"{t:g}"} for t in (-1.0, -0.5, 0.0, 0.5, 1.0)]
+    return {"width": width, "height": height, "left": left, "bars": bars, "ticks": ticks, "peak": peak,
+            "axis_y": top + plot_h, "right_x": width - right}
+
+
 def icc_chart(*, likert: list[dict], width: int = 760) -> dict:
     """Geometry of the horizontal ICC chart (0–1 axis) with the crowd and lab reference lines."""
     left, right, row_h, top = 230, 30, 26, 24
@@ -665,6 +804,8 @@ def agreement_compute(*, project: Project, cutoff_judgment_id: int | None = None
                                                   field=field, item_names=names)
         step(0.45 + 0.4 * (k + 1) / len(DEMOGRAPHIC_FIELDS))
     result["rich"] = rich_agreement(project=project, cutoff_annotation_id=cutoff_annotation_id)
+    step(0.87)
+    result["rich_images"] = rich_image_agreement(project=project, cutoff_annotation_id=cutoff_annotation_id)
     step(0.9)
     judgments = _judgments(project=project, cutoff_judgment_id=cutoff_judgment_id)
     period = judgments.aggregate(first=Min("submitted_at"), last=Max("submitted_at"))
@@ -702,6 +843,10 @@ def agreement_view(*, result: dict, field: str = "expertise", sort: str = "contr
         "quality": result["quality"],
         "groups": result["groups"][field],
         "rich": result["rich"],
+        "heatmaps": [dict(h, chart=heatmap_chart(histogram=h["histogram"]))
+                     for h in (result.get("rich_images") or {}).get("heatmaps", [])],
+        "likert_images": [{"name": d["name"], "label": d["label"], "opinions": d["opinions"][sort]}
+                          for d in (result.get("rich_images") or {}).get("likert_images", [])],
         "fields": [(f, FIELD_LABELS[f]) for f in DEMOGRAPHIC_FIELDS],
     }
 
@@ -777,6 +922,19 @@ DATASHEET_METHODS = [
 ]
 
 
+def _likert_images_summary(rich_images: dict | None) -> list[dict]:
+    """Per Likert dimension: images scored, how many with ≥ 2 ratings have a spread (max − min) of 0, 1
+    and ≥ 2, and the five most controversial images."""
+    out = []
+    for d in (rich_images or {}).get("likert_images", []):
+        op = d["opinions"]["controversy"]
+        out.append({"name": d["name"], "label": d["label"], "n_images": op["n_images"],
+                    "spread_counts": d["spread_counts"],
+                    "most_controversial": [{k: r[k] for k in ("item_id", "item", "n", "text", "mean", "spread")}
+                                           for r in op["rows"][:5]]})
+    return out
+
+
 def datasheet_view(*, result: dict, project: Project, generated_at=None, report: dict | None = None) -> dict:
     """The datasheet as plain data from a computed report (the page, the Markdown and the JSON download).
 
@@ -794,7 +952,9 @@ def datasheet_view(*, result: dict, project: Project, generated_at=None, report:
         "consent_versions": [{k: _revive(v) if k in DATASHEET_DATETIMES["consent_versions"] else v
                               for k, v in row.items()} for row in result["consent_versions"]],
         "agreement": {"pairwise": result["pairwise"], "rich": result["rich"],
-                      "intra_rater": result.get("intra_rater")},
+                      "intra_rater": result.get("intra_rater"),
+                      "heatmaps": (result.get("rich_images") or {}).get("heatmaps", []),
+                      "likert_images": _likert_images_summary(result.get("rich_images"))},
         "group_differences": {
             field: {"label": g["field_label"],
                     "groups": [{k: grp[k] for k in ("label", "n_raters", "n_judgments", "too_small",
