@@ -20,7 +20,26 @@ Arena case (many comparisons, few items): choix's pairwise estimators loop in Py
 comparison; by default the choix peer there is ilsr_pairwise_dense on the aggregated n×n win-count
 matrix, and the printed time for it EXCLUDES building that matrix (our time includes aggregation).
 
-Output of two runs of this file (2026-11-22, machine with 2 cores shared with other engineers' jobs;
+Latest run, the committed code on a quiet machine (2026-11-22, 2 cores, nothing else running;
+`python bench/bench_bt.py --skip-se --cap 180`):
+
+== 1,000,000 comparisons over 10,000 items (seed 0) ==
+method                            seconds    × ours                NLL  peak MB  note
+ours                                0.364       1.0      534563.089342       99  5 Newton its; runs 0.520, 0.364, 0.347
+choix.ilsr_pairwise               112.586     309.2      534563.089342     2320  defaults
+choix.mm_pairwise                 130.991     359.7      534563.089343        0  defaults
+choix.opt_pairwise                160.772     441.5      534563.089342     2290  defaults
+PASS  fit ≤ 0.5 s (no SE): 0.364 s
+PASS  ≥ 100× faster than fastest finished choix (choix.ilsr_pairwise): 309.2×
+PASS  objective no worse than every finished choix run (rel. slack 1e-12): ours − best choix NLL = +8.149e-10
+
+== arena: 10,000,000 comparisons over 200 items (seed 0) ==
+method                            seconds    × ours                NLL  peak MB  note
+ours                                0.576       1.0     5446784.587419      393  5 Newton its; runs 1.052, 0.576, 0.424
+choix.ilsr_pairwise_dense           0.008       0.0     5446784.587419        2  on aggregated win matrix (aggregation not timed)
+PASS  arena fit ≤ 2 s: 0.576 s
+
+Earlier runs follow. Output of two runs of this file (2026-11-22, machine with 2 cores shared with other engineers' jobs;
 timings are noisy and scale with the load, compare ratios within one run).
 
 Run A — the committed code, machine busy with other jobs (load average 2-4 on 2 cores):
