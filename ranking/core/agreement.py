@@ -60,15 +60,15 @@ __all__ = [
     "ICCForm",
     "ICCResult",
     "LikertAgreementShares",
+    "cohen_kappa",
+    "fleiss_kappa",
+    "gwet_ac1",
     "icc",
     "krippendorff_alpha",
-    "fleiss_kappa",
-    "cohen_kappa",
-    "gwet_ac1",
-    "percent_agreement",
     "likert_agreement_shares",
-    "wilson_interval",
     "majority_share",
+    "percent_agreement",
+    "wilson_interval",
 ]
 
 # Ordinal and ratio alpha need a V × V distance matrix over the V distinct values.

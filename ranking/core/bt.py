@@ -48,6 +48,8 @@ import scipy.linalg.lapack
 import scipy.sparse
 from scipy.sparse.csgraph import connected_components
 
+from ranking.core.errors import ConvergenceError
+
 __all__ = [
     "BTFit",
     "ConvergenceError",
@@ -85,10 +87,6 @@ class DisconnectedComparisonsError(ValueError):
         super().__init__(message)
         self.groups = groups
         self.unobserved = unobserved
-
-
-class ConvergenceError(RuntimeError):
-    """Newton's method did not reach the requested tolerance within ``max_iter`` iterations."""
 
 
 @dataclass(frozen=True)
@@ -188,10 +186,7 @@ class _Aggregate:
 
 def _aggregate(winners, losers, n_items, tied, weights) -> _Aggregate:
     m = winners.size
-    if weights is None:
-        w = None
-    else:
-        w = weights
+    w = weights
     if tied is not None and not tied.any():
         tied = None
 

@@ -20,7 +20,7 @@ from scipy import sparse, stats
 
 from ranking.core.bt import fit_bt
 
-__all__ = ["TriadCounts", "GroupLRTest", "triad_counts", "group_lr_test", "nominal_alpha_from_counts"]
+__all__ = ["GroupLRTest", "TriadCounts", "group_lr_test", "nominal_alpha_from_counts", "triad_counts"]
 
 
 @dataclass(frozen=True)

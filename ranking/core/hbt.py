@@ -77,6 +77,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ranking.core.errors import ConvergenceError
+
 __all__ = [
     "DEFAULT_TAU_GRID",
     "ConvergenceError",
@@ -93,10 +95,6 @@ _MAX_BACKTRACKS = 50
 _MAX_ABS_PARAM = 60.0
 
 
-class ConvergenceError(RuntimeError):
-    """The MAP optimiser did not reach ``tol`` within ``max_iter`` iterations (or diverged)."""
-
-
 @dataclass(frozen=True, eq=False)
 class HBTFit:
     """Result of :func:`fit_hbt`.
@@ -107,8 +105,9 @@ class HBTFit:
         Population strengths θ in logits, centred to mean zero.
     tau : float
         Standard deviation of the personal offsets (logits), given or estimated.
-    tie_param : float
-        Davidson tie parameter ν (0.0 when the data hold no ties).
+    tie_param : float or None
+        Davidson tie parameter ν (dimensionless); ``None`` when the data hold no ties (as in
+        :class:`ranking.core.bt.BTFit`).
     offset_raters, offset_items : numpy.ndarray of int64, shape (n_pairs,)
         The distinct judged (rater, item) pairs, sorted by rater then item.
     offsets : numpy.ndarray of float64, shape (n_pairs,)
@@ -130,7 +129,7 @@ class HBTFit:
 
     strengths: np.ndarray
     tau: float
-    tie_param: float
+    tie_param: float | None
     offset_raters: np.ndarray
     offset_items: np.ndarray
     offsets: np.ndarray
@@ -197,7 +196,7 @@ class HBTFit:
             r = _check_index_array(rater, self.n_raters, "rater")
             sa = sa + self.offset_of(r, a)
             sb = sb + self.offset_of(r, b)
-        return _davidson_win_prob(sa, sb, self.tie_param)
+        return _davidson_win_prob(sa, sb, self.tie_param or 0.0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -231,7 +230,7 @@ def _check_comparisons(winners, losers, raters, n_items, n_raters, tied, weights
     if isinstance(n_raters, bool) or not isinstance(n_raters, (int, np.integer)) or n_raters < 1:
         raise ValueError(f"n_raters must be an integer >= 1, got {n_raters!r}")
     w = _check_index_array(winners, n_items, "winners")
-    l = _check_index_array(losers, n_items, "losers")  # noqa: E741
+    l = _check_index_array(losers, n_items, "losers")
     r = _check_index_array(raters, n_raters, "raters")
     for name, arr in (("winners", w), ("losers", l), ("raters", r)):
         if arr.ndim != 1:
@@ -286,10 +285,7 @@ def _resolve_device(device):
 def _davidson_win_prob(sa, sb, nu):
     """P(a beats b) = 1 / (1 + e^d + ν e^{d/2}) with d = s_b − s_a, computed in log space."""
     d = np.asarray(sb - sa, dtype=np.float64)
-    if nu > 0:
-        log_den = np.logaddexp(np.logaddexp(0.0, d), math.log(nu) + 0.5 * d)
-    else:
-        log_den = np.logaddexp(0.0, d)
+    log_den = np.logaddexp(np.logaddexp(0.0, d), math.log(nu) + 0.5 * d) if nu > 0 else np.logaddexp(0.0, d)
     return np.exp(-log_den)
 
 
@@ -306,7 +302,7 @@ def _lookup(keys, values, q):
 class _Problem:
     """One data set prepared for the optimiser: pairs, comparison → pair indices, curvature bounds."""
 
-    def __init__(self, w, l, r, t, wt, n_items, n_raters, device):  # noqa: E741
+    def __init__(self, w, l, r, t, wt, n_items, n_raters, device):
         self.n_items = int(n_items)
         self.n_raters = int(n_raters)
         self.device = device
@@ -517,7 +513,7 @@ def _unpack(obj, x):
     return theta, u, nu
 
 
-def _outcome_log_prob(theta, u_of, nu, w, l, r, t):  # noqa: E741
+def _outcome_log_prob(theta, u_of, nu, w, l, r, t):
     """log P(observed outcome) per comparison under the Davidson model (winner listed first)."""
     sa = theta[w] + u_of(r, w)
     sb = theta[l] + u_of(r, l)
@@ -529,7 +525,7 @@ def _outcome_log_prob(theta, u_of, nu, w, l, r, t):  # noqa: E741
     return -np.logaddexp(0.0, d)
 
 
-def _select_tau_cv(w, l, r, t, wt, n_items, n_raters, alpha, max_iter, tol, device, grid, folds, rng):  # noqa: E741
+def _select_tau_cv(w, l, r, t, wt, n_items, n_raters, alpha, max_iter, tol, device, grid, folds, rng):
     m = w.shape[0]
     fold_of = rng.permutation(m) % folds
     losses = np.zeros(len(grid))
@@ -547,9 +543,10 @@ def _select_tau_cv(w, l, r, t, wt, n_items, n_raters, alpha, max_iter, tol, devi
             theta, u, nu = _unpack(obj, x)
             if not prob.has_ties and t[test].any():
                 nu = 0.0  # no ties seen in training: held-out ties are scored as impossible below
-            u_of = lambda rr, ii: np.where(  # noqa: E731
-                (idx := prob.pair_index_of(rr, ii)) >= 0, u[np.maximum(idx, 0)], 0.0
-            )
+            def u_of(rr, ii, prob=prob, u=u):
+                idx = prob.pair_index_of(rr, ii)
+                return np.where(idx >= 0, u[np.maximum(idx, 0)], 0.0)
+
             lp = _outcome_log_prob(theta, u_of, nu, w[test], l[test], r[test], t[test])
             if nu == 0.0:
                 lp = np.where(t[test], -np.inf, lp)
@@ -626,7 +623,7 @@ def fit_hbt(
     ConvergenceError
         The optimiser did not converge (never returns a partial fit).
     """
-    w, l, r, t, wt = _check_comparisons(winners, losers, raters, n_items, n_raters, tied, weights)  # noqa: E741
+    w, l, r, t, wt = _check_comparisons(winners, losers, raters, n_items, n_raters, tied, weights)
     if np.all(t[wt > 0]):
         raise ValueError("tied: every (positive-weight) comparison is a tie, so the tie parameter has no finite "
                          "estimate and strengths are not informed")
@@ -663,7 +660,7 @@ def fit_hbt(
     return HBTFit(
         strengths=theta,
         tau=tau,
-        tie_param=nu,
+        tie_param=nu if prob.has_ties else None,
         offset_raters=prob.pair_raters.astype(np.int64),
         offset_items=prob.pair_items.astype(np.int64),
         offsets=u,
@@ -704,7 +701,7 @@ def heldout_log_loss(fit: HBTFit, winners, losers, raters, tied=None) -> dict:
     """
     if not isinstance(fit, HBTFit):
         raise ValueError("fit must be an HBTFit")
-    w, l, r, t, _ = _check_comparisons(winners, losers, raters, fit.n_items, fit.n_raters, tied, None)  # noqa: E741
+    w, l, r, t, _ = _check_comparisons(winners, losers, raters, fit.n_items, fit.n_raters, tied, None)
     d_pop = fit.strengths[w] - fit.strengths[l]
     d_per = d_pop + fit.offset_of(r, w) - fit.offset_of(r, l)
 

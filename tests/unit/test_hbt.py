@@ -58,7 +58,7 @@ def split(data, mask):
 
 
 def personal_gain(two_groups, tau=None, seed=0):
-    w, l, r, t, test = simulate(two_groups=two_groups, seed=seed)
+    w, l, r, _t, test = simulate(two_groups=two_groups, seed=seed)
     fit = fit_hbt(w[~test], l[~test], r[~test], 12, 30, tau=tau, random_state=seed)
     h = heldout_log_loss(fit, w[test], l[test], r[test])
     return fit, h
@@ -78,7 +78,7 @@ def test_two_taste_groups_personal_models_predict_each_rater_better():
 
 
 def test_one_taste_group_personal_models_do_not_get_worse():
-    fit, h = personal_gain(two_groups=False)
+    _fit, h = personal_gain(two_groups=False)
     assert h["personal_log_loss"] <= h["population_log_loss"] + 0.01
 
 
@@ -101,7 +101,7 @@ def test_fixed_tau_two_groups_also_helps():
 
 
 def test_tau_zero_is_population_bt_map():
-    w, l, r, t, _ = simulate(two_groups=True, seed=1)
+    w, l, r, _t, _ = simulate(two_groups=True, seed=1)
     alpha = 0.05
     expected = bt_map_scipy(w, l, 12, alpha)
     fit0 = fit_hbt(w, l, r, 12, 30, tau=0.0, alpha=alpha, tol=1e-9)
@@ -116,7 +116,7 @@ def test_tau_zero_is_population_bt_map():
 
 
 def test_large_tau_approaches_independent_per_rater_fits():
-    w, l, r, t, _ = simulate(two_groups=True, seed=2, n_raters=6, per_rater=400)
+    w, l, r, _t, _ = simulate(two_groups=True, seed=2, n_raters=6, per_rater=400)
 
     def gap(tau):
         fit = fit_hbt(w, l, r, 12, 6, tau=tau, tol=1e-9, max_iter=20_000)
@@ -167,9 +167,9 @@ def test_tie_parameter_recovered_and_predictions_leave_room_for_ties():
 
 
 def test_predict_proba_with_reverse_sums_to_one_without_ties():
-    w, l, r, t, _ = simulate(two_groups=True, seed=5)
+    w, l, r, _t, _ = simulate(two_groups=True, seed=5)
     fit = fit_hbt(w, l, r, 12, 30, tau=1.0)
-    assert fit.tie_param == 0.0
+    assert fit.tie_param is None  # as BTFit: no ties, no tie parameter
     rng = np.random.default_rng(0)
     a, b = rng.integers(0, 12, 50), rng.integers(0, 12, 50)
     raters = rng.integers(0, 30, 50)
@@ -199,7 +199,7 @@ def test_offsets_stored_sparsely_one_per_judged_pair():
 
 
 def test_strengths_mean_zero_and_fit_fields():
-    w, l, r, t, _ = simulate(seed=8)
+    w, l, r, _t, _ = simulate(seed=8)
     fit = fit_hbt(w, l, r, 12, 30, tau=0.5)
     assert isinstance(fit, HBTFit)
     assert abs(fit.strengths.mean()) < 1e-12
@@ -208,7 +208,7 @@ def test_strengths_mean_zero_and_fit_fields():
 
 
 def test_heldout_log_loss_counts_ties_half():
-    w, l, r, t, _ = simulate(seed=9, n_raters=4, per_rater=50)
+    w, l, r, _t, _ = simulate(seed=9, n_raters=4, per_rater=50)
     fit = fit_hbt(w, l, r, 12, 4, tau=0.5)
     tied = np.zeros(3, dtype=bool)
     tied[2] = True
@@ -263,7 +263,7 @@ def test_cuda_requested_without_cuda_is_a_clear_error():
 
 
 def test_non_convergence_raises():
-    w, l, r, t, _ = simulate(seed=10)
+    w, l, r, _t, _ = simulate(seed=10)
     with pytest.raises(ConvergenceError):
         fit_hbt(w, l, r, 12, 30, tau=1.0, max_iter=2, tol=1e-12)
 
@@ -274,7 +274,7 @@ def test_only_ties_is_rejected():
 
 
 def test_query_validation():
-    w, l, r, t, _ = simulate(seed=11, n_raters=3, per_rater=30)
+    w, l, r, _t, _ = simulate(seed=11, n_raters=3, per_rater=30)
     fit = fit_hbt(w, l, r, 12, 3, tau=0.5)
     with pytest.raises(ValueError, match="rater"):
         fit.personal_strengths(3)
