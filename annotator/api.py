@@ -8,9 +8,9 @@ from __future__ import annotations
 from django.http import FileResponse, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -19,13 +19,15 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from annotator import selectors, services
-from annotator.errors import DomainError, Forbidden, NotFound
-from annotator.imports import Upload, items_import
 from annotator.consolidation import heatmap_npy, heatmap_png, item_feedback, items_feedback
+from annotator.errors import DomainError, Forbidden, NotFound
 from annotator.feedback import POINT_KINDS, prompt_tokens
+from annotator.imports import Upload, items_import
 from annotator.models import SINGLE_ITEM_KINDS, Annotation, Item, Judgment, Project, Rater, Task, TaskKind
+from annotator.pagination import ByIdCursor
 from annotator.permissions import project_for_member, rater_from_session
 from annotator.serializers import (
+    AnnotationSubmitSerializer,
     ConsentVersionSerializer,
     InstructionVersionSerializer,
     ItemSerializer,
@@ -34,7 +36,6 @@ from annotator.serializers import (
     ProjectCreateSerializer,
     ProjectSerializer,
     ProjectUpdateSerializer,
-    AnnotationSubmitSerializer,
     RaterAnnotationSerializer,
     RaterJudgmentSerializer,
     RaterSerializer,
@@ -62,13 +63,6 @@ def exception_handler(exc, context):
         body = {"code": code, "message": str(detail)}
     response.data = {"error": body}
     return response
-
-
-class ByIdCursor(CursorPagination):
-    ordering = "id"
-    page_size = 500
-    max_page_size = 5000
-    page_size_query_param = "page_size"
 
 
 # Researcher API ------------------------------------------------------------------------------------
@@ -255,63 +249,67 @@ class _RaterView(APIView):
         request.rater = rater
 
 
-def _task_payload(rater: Rater) -> dict:
-    step = selectors.rater_next_step(rater=rater)
-    if step != "task":
-        return {"status": "blocked", "step": step}
-    assignment = services.assignment_next(rater=rater)
+def _next_payload(rater: Rater, following: services.RaterNext) -> dict:
+    """The rater's next step as the rater pages' script reads it (see static/annotator/client.js)."""
+    if following.status == "blocked":
+        return {"status": "blocked", "step": following.step}
     progress = selectors.rater_progress(rater=rater)
-    if assignment is None:
-        services.rater_complete(rater=rater)
+    if following.status == "done":
         return {"status": "done", "progress": progress}
-    slug = rater.project.slug
+    assignment, project = following.assignment, rater.project
     if assignment.task.kind in SINGLE_ITEM_KINDS:
-        return _single_item_payload(rater, assignment, progress)
-    return {
-        "status": "task",
-        "progress": progress,
-        "instruction_version": rater.acknowledged_instruction_id,
-        "assignment": {
+        body = _single_item_assignment(project, assignment)
+    else:
+        body = {
             "id": assignment.pk,
             "kind": assignment.task.kind,
             "prompt_left": assignment.left_item.prompt,
             "prompt_right": assignment.right_item.prompt if assignment.right_item_id else None,
-            "left": {"image": f"/r/{slug}/image/{assignment.left_item_id}/",
+            "left": {"image": _image_url(project, assignment.left_item_id),
                      "width": assignment.left_item.width, "height": assignment.left_item.height},
-            "right": {"image": f"/r/{slug}/image/{assignment.right_item_id}/",
+            "right": {"image": _image_url(project, assignment.right_item_id),
                       "width": assignment.right_item.width, "height": assignment.right_item.height},
-            "flags": rater.project.pairwise_flags,
-        },
-    }
+            "flags": project.pairwise_flags,
+        }
+    return {"status": "task", "progress": progress, "instruction_version": rater.acknowledged_instruction_id,
+            "assignment": body}
 
 
-def _single_item_payload(rater: Rater, assignment, progress: dict) -> dict:
+def _single_item_assignment(project: Project, assignment) -> dict:
     """A rich-feedback or checklist assignment: one image, its prompt split into words, the questions."""
-    project, item = rater.project, assignment.left_item
+    item = assignment.left_item
     body = {
         "id": assignment.pk,
         "kind": assignment.task.kind,
         "prompt": item.prompt,
-        "image": {"url": f"/r/{project.slug}/image/{item.pk}/", "width": item.width, "height": item.height},
+        "image": {"url": _image_url(project, item.pk), "width": item.width, "height": item.height},
     }
     if assignment.task.kind == TaskKind.RICH:
         body.update(tokens=prompt_tokens(item.prompt), effective_radius=project.effective_radius,
                     dimensions=project.likert_dimensions, point_kinds=list(POINT_KINDS))
     else:
         body.update(checklist=project.checklist)
-    return {"status": "task", "progress": progress, "instruction_version": rater.acknowledged_instruction_id,
-            "assignment": body}
+    return body
+
+
+def _image_url(project: Project, item_id: int) -> str:
+    return reverse("rater:image", args=[project.slug, item_id])
 
 
 class RaterNextTask(_RaterView):
     @extend_schema(responses=inline_serializer("NextTask", {"status": serializers.CharField()}))
     def get(self, request, slug):
-        return Response(_task_payload(request.rater))
+        rater = request.rater
+        return Response(_next_payload(rater, services.rater_next(rater=rater)))
 
 
 def _acknowledge(answer: dict, *, rater: Rater, created: bool) -> Response:
-    """The stored answer (201 new, 200 a replay) with the rater's next task, saving them a request."""
-    return Response({**answer, "next": _task_payload(rater)},
+    """The stored answer (201 new, 200 a replay) with the rater's next task, saving them a request.
+
+    When nothing is left, this is where the rater's completion is recorded (a POST, never a GET).
+    """
+    following = services.rater_next_after_answer(rater=rater)
+    return Response({**answer, "next": _next_payload(rater, following)},
                     status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
@@ -402,8 +400,6 @@ class ProjectFeedbackList(APIView):
 
 
 def _heatmap_urls(request, slug: str, item_id: int) -> dict:
-    from django.urls import reverse
-
     return {
         kind: {fmt: request.build_absolute_uri(reverse("api_item_heatmap", args=[slug, item_id, kind, fmt]))
                for fmt in ("png", "npy", "overlay")}

@@ -247,7 +247,7 @@ def heatmap_png(heat: np.ndarray, *, kind: str | None = None) -> bytes:
         image = Image.fromarray(values)
     else:
         r, g, b = KIND_COLOURS[kind]
-        rgba = np.empty(values.shape + (4,), dtype=np.uint8)
+        rgba = np.empty((*values.shape, 4), dtype=np.uint8)
         rgba[..., 0], rgba[..., 1], rgba[..., 2] = r, g, b
         rgba[..., 3] = values
         image = Image.fromarray(rgba)

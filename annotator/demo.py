@@ -68,7 +68,7 @@ answers you give, under a pseudonymous id. We never publish information that ide
 
 def _render(prompt_index: int, model_index: int, rng: random.Random, size: int = 384) -> bytes:
     """A simple synthetic picture whose quality varies by 'model' (blur, noise, clutter)."""
-    prompt, fg, bg = PROMPTS[prompt_index]
+    _, fg, bg = PROMPTS[prompt_index]
     img = Image.new("RGB", (size, size), bg)
     draw = ImageDraw.Draw(img)
     for y in range(size):

@@ -39,8 +39,3 @@ class Forbidden(DomainError):
 class Conflict(DomainError):
     status = 409
     code = "conflict"
-
-
-class TooLarge(DomainError):
-    status = 413
-    code = "too_large"

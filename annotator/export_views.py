@@ -50,7 +50,8 @@ class JudgmentExport(APIView):
         if fmt not in FORMATS:
             raise InvalidInput(f"as must be one of {', '.join(FORMATS)}.", field="as")
         since_id = _since_id(request.query_params.get("since_id"))
-        out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+        # Not a `with` block: the response streams the file and closes it when done (closed here on failure).
+        out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
         try:
             judgments_export(project=project, fmt=fmt, out=out, since_id=since_id)
             size = out.tell()

@@ -32,7 +32,7 @@ from django.db.models import BigIntegerField, Func, TextField
 from django.db.models.functions import Cast
 
 from annotator.errors import InvalidInput
-from annotator.models import Judgment, Project
+from annotator.models import DEMOGRAPHIC_FIELDS, Judgment, Project
 
 ExportFormat = Literal["parquet", "csv"]
 FORMATS: tuple[str, ...] = ("parquet", "csv")
@@ -61,13 +61,8 @@ COLUMNS: tuple[tuple[str, str, pa.DataType], ...] = (
     ("instruction_version", "instruction_version__version", pa.int32()),
     ("response_time_ms", "response_time_ms", pa.int64()),
     ("flags", "flags_json", pa.string()),  # JSON text, e.g. ["both bad"]
-    ("rater_country", "rater__demographics__country", pa.string()),
-    ("rater_languages", "rater__demographics__languages", pa.string()),
-    ("rater_age_band", "rater__demographics__age_band", pa.string()),
-    ("rater_gender", "rater__demographics__gender", pa.string()),
-    ("rater_expertise", "rater__demographics__expertise", pa.string()),
-    ("rater_colour_vision", "rater__demographics__colour_vision", pa.string()),
-    ("rater_device", "rater__demographics__device", pa.string()),
+    # The rater's self-reported demographics, one column per field: rater_country, rater_languages, …
+    *((f"rater_{field}", f"rater__demographics__{field}", pa.string()) for field in DEMOGRAPHIC_FIELDS),
 )
 
 SCHEMA = pa.schema(

@@ -1,8 +1,10 @@
 """Browser forms (researcher and rater pages)."""
 
+import json
+
 from django import forms
 
-from annotator.models import Demographics
+from annotator.models import DEMOGRAPHIC_FIELDS, Demographics
 
 
 class ProjectForm(forms.Form):
@@ -48,20 +50,32 @@ class TaskGenerateForm(forms.Form):
     overlap = forms.IntegerField(min_value=1, max_value=100, required=False, help_text="Judgments wanted per pair.")
 
 
-def _choices(model_choices):
-    return [("", "—")] + list(model_choices)
+#: The rater-facing wording of the demographic questions, where it differs from the field's own label.
+DEMOGRAPHIC_QUESTIONS = {
+    "country": {"help_text": 'Where you live (or "prefer not to say").'},
+    "languages": {"help_text": "Languages you speak fluently."},
+    "age_band": {"label": "Age"},
+    "expertise": {"label": "Visual expertise"},
+    "device": {"label": "Device you are using"},
+}
+
+
+def _demographic_question(name: str) -> forms.Field:
+    """The form field of one demographic question: the model field's choices or length, always optional."""
+    model_field = Demographics._meta.get_field(name)
+    wording = DEMOGRAPHIC_QUESTIONS.get(name, {})
+    if model_field.choices:
+        return forms.ChoiceField(choices=[("", "—"), *model_field.choices], required=False, **wording)
+    return forms.CharField(max_length=model_field.max_length, required=False, **wording)
 
 
 class DemographicsForm(forms.Form):
-    country = forms.CharField(max_length=64, required=False, help_text='Where you live (or "prefer not to say").')
-    languages = forms.CharField(max_length=200, required=False, help_text="Languages you speak fluently.")
-    age_band = forms.ChoiceField(choices=_choices(Demographics.AgeBand.choices), required=False, label="Age")
-    gender = forms.ChoiceField(choices=_choices(Demographics.Gender.choices), required=False)
-    expertise = forms.ChoiceField(choices=_choices(Demographics.Expertise.choices), required=False,
-                                  label="Visual expertise")
-    colour_vision = forms.ChoiceField(choices=_choices(Demographics.ColourVision.choices), required=False)
-    device = forms.ChoiceField(choices=_choices(Demographics.Device.choices), required=False,
-                               label="Device you are using")
+    """Every demographic question (:data:`annotator.models.DEMOGRAPHIC_FIELDS`, in order); all optional."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in DEMOGRAPHIC_FIELDS:
+            self.fields[name] = _demographic_question(name)
 
 
 class _JSONListField(forms.CharField):
@@ -72,18 +86,15 @@ class _JSONListField(forms.CharField):
         super().__init__(**kwargs)
 
     def prepare_value(self, value):
-        import json
-
         return value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
 
     def to_python(self, value):
-        import json
-
         value = super().to_python(value)
         try:
             parsed = json.loads(value or "[]")
         except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")
+            raise forms.ValidationError(
+                f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
         if not isinstance(parsed, list):
             raise forms.ValidationError("Must be a JSON list.")
         return parsed

@@ -14,6 +14,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils.text import capfirst
 
 from annotator.feedback import default_likert_dimensions
 
@@ -121,12 +122,12 @@ class Item(models.Model):
         constraints = [models.UniqueConstraint(fields=["project", "sha256"], name="item_sha256_unique_per_project")]
         indexes = [models.Index(fields=["project", "prompt"], name="item_project_prompt")]
 
+    def __str__(self) -> str:
+        return self.original_name
+
     @property
     def extension(self) -> str:
         return {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "GIF": ".gif"}.get(self.image_format, "")
-
-    def __str__(self) -> str:
-        return self.original_name
 
 
 class InstructionVersion(models.Model):
@@ -238,6 +239,20 @@ class Demographics(models.Model):
     colour_vision = models.CharField(max_length=16, choices=ColourVision.choices, blank=True)
     device = models.CharField(max_length=16, choices=Device.choices, blank=True)
     submitted_at = models.DateTimeField(auto_now_add=True)
+
+
+#: The demographic questions, in the order forms, exports and reports list them: every text field of
+#: :class:`Demographics`, by name. The one definition; labels come from :func:`demographic_field_label`.
+DEMOGRAPHIC_FIELDS: tuple[str, ...] = tuple(
+    field.name for field in Demographics._meta.concrete_fields if isinstance(field, models.CharField)
+)
+
+
+def demographic_field_label(field: str) -> str:
+    """A demographic field's human label, from the model field's verbose name ("age_band" → "Age band")."""
+    if field not in DEMOGRAPHIC_FIELDS:
+        raise ValueError(f"'{field}' is not a demographic field; one of {', '.join(DEMOGRAPHIC_FIELDS)}.")
+    return capfirst(Demographics._meta.get_field(field).verbose_name)
 
 
 class Task(models.Model):

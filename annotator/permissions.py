@@ -1,12 +1,14 @@
 """Who may do what: project membership for researchers, the session's rater for raters.
 
 Non-members get 404 (a project's existence is not disclosed); viewers who try to
-change something get 403.
+change something get 403. :func:`project_for_member` raises the domain errors (the API turns them
+into JSON); :func:`project_member_or_404` is the same check for server-rendered pages.
 """
 
 from __future__ import annotations
 
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest
 
 from annotator import selectors
 from annotator.errors import Forbidden, NotFound
@@ -24,6 +26,16 @@ def project_for_member(*, request: HttpRequest, slug: str, write: bool = False) 
     if write and role != Role.RESEARCHER:
         raise Forbidden("Viewers cannot change this project; ask a researcher of the project.")
     return project, role
+
+
+def project_member_or_404(request: HttpRequest, slug: str, *, write: bool = False) -> tuple[Project, str]:
+    """:func:`project_for_member` for pages: Http404 for non-members, PermissionDenied (403) for viewer writes."""
+    try:
+        return project_for_member(request=request, slug=slug, write=write)
+    except NotFound:
+        raise Http404("No such project") from None
+    except Forbidden as exc:
+        raise PermissionDenied(exc.message) from None
 
 
 def rater_from_session(*, request: HttpRequest, project: Project) -> Rater | None:

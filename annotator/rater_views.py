@@ -5,7 +5,7 @@ Raters are anonymous: the session remembers which rater they are in each project
 
 from __future__ import annotations
 
-from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
@@ -58,7 +58,7 @@ def join(request: HttpRequest, slug: str, token: str) -> HttpResponse:
 
 
 def flow(request: HttpRequest, slug: str) -> HttpResponse:
-    project, rater = _rater_or_join(request, slug)
+    _, rater = _rater_or_join(request, slug)
     if rater is None:
         return _error_page(request, "Please open the study link you were given to join.", 403)
     return redirect(f"rater:{selectors.rater_next_step(rater=rater)}", slug=slug)
@@ -128,27 +128,30 @@ def task(request: HttpRequest, slug: str) -> HttpResponse:
     project, rater = _rater_or_join(request, slug)
     if rater is None:
         return _error_page(request, "Please open the study link you were given to join.", 403)
-    step = selectors.rater_next_step(rater=rater)
-    if step != "task":
-        return redirect(f"rater:{step}", slug=slug)
-    assignment = services.assignment_next(rater=rater)
-    if assignment is None:
+    following = services.rater_next(rater=rater)
+    if following.status == "blocked":
+        return redirect(f"rater:{following.step}", slug=slug)
+    if following.status == "done":
         return redirect("rater:done", slug=slug)
     template = {"rich": "rater/rich.html", "checklist": "rater/checklist.html"}.get(
-        assignment.task.kind, "rater/pairwise.html")
+        following.assignment.task.kind, "rater/pairwise.html")
     return render(request, template, {"project": project, "rater": rater})
 
 
 def done(request: HttpRequest, slug: str) -> HttpResponse:
+    """The completion code (or the redirect to the project's completion URL), once nothing is left.
+
+    Shows; records nothing: completion is recorded when the last answer is stored (see
+    :func:`annotator.services.rater_next_after_answer`).
+    """
     project, rater = _rater_or_join(request, slug)
     if rater is None:
         return _error_page(request, "Please open the study link you were given to join.", 403)
-    if selectors.rater_next_step(rater=rater) != "task" or services.assignment_next(rater=rater) is not None:
+    if services.rater_next(rater=rater).status != "done":
         return redirect("rater:flow", slug=slug)
-    services.rater_complete(rater=rater)
     if project.completion_redirect_url:
         parts = urlsplit(project.completion_redirect_url)
-        query = parse_qsl(parts.query) + [("cc", project.completion_code)]
+        query = [*parse_qsl(parts.query), ("cc", project.completion_code)]
         return HttpResponseRedirect(urlunsplit(parts._replace(query=urlencode(query))))
     return render(request, "rater/done.html", {"project": project, "rater": rater})
 

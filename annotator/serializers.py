@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from annotator.models import (
+    DEMOGRAPHIC_FIELDS,
     Annotation,
     ConsentVersion,
     Demographics,
@@ -13,6 +14,7 @@ from annotator.models import (
     Rater,
     Task,
 )
+
 
 class ProjectSerializer(serializers.ModelSerializer):
     role = serializers.SerializerMethodField()
@@ -90,7 +92,7 @@ class TaskSerializer(serializers.ModelSerializer):
 class DemographicsSerializer(serializers.ModelSerializer):
     class Meta:
         model = Demographics
-        fields = ["country", "languages", "age_band", "gender", "expertise", "colour_vision", "device"]
+        fields = list(DEMOGRAPHIC_FIELDS)
 
 class RaterSerializer(serializers.ModelSerializer):
     demographics = DemographicsSerializer(read_only=True)

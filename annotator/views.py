@@ -7,15 +7,15 @@ import io
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.db.models import Count
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.db.models import Count
 from django.views.decorators.http import require_http_methods
 
 from annotator import selectors, services
-from annotator.errors import DomainError, Forbidden, NotFound
 from annotator.consolidation import KIND_COLOURS, item_feedback, project_feedback_summary
+from annotator.errors import DomainError
 from annotator.forms import (
     FeedbackSettingsForm,
     InstructionForm,
@@ -26,18 +26,7 @@ from annotator.forms import (
 )
 from annotator.imports import Upload, UploadRejected, items_import
 from annotator.models import Item
-from annotator.permissions import project_for_member
-
-
-def _member(request, slug, write=False):
-    try:
-        return project_for_member(request=request, slug=slug, write=write)
-    except NotFound:
-        raise Http404("No such project") from None
-    except Forbidden as exc:
-        from django.core.exceptions import PermissionDenied
-
-        raise PermissionDenied(exc.message) from None
+from annotator.permissions import project_member_or_404
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -69,7 +58,7 @@ def project_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    project, role = _member(request, slug)
+    project, role = project_member_or_404(request, slug)
     progress = selectors.project_progress(project=project)
     join_url = request.build_absolute_uri(reverse("join", args=[project.slug, project.join_token]))
     return render(request, "researcher/project_detail.html", {
@@ -88,7 +77,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def items(request: HttpRequest, slug: str) -> HttpResponse:
-    project, role = _member(request, slug, write=request.method == "POST")
+    project, role = project_member_or_404(request, slug, write=request.method == "POST")
     form = UploadForm(request.POST or None, request.FILES or None)
     problems = []
     if request.method == "POST" and form.is_valid():
@@ -117,7 +106,7 @@ def items(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 def item_image(request: HttpRequest, slug: str, item_id: int) -> FileResponse:
-    project, _ = _member(request, slug)
+    project, _ = project_member_or_404(request, slug)
     item = get_object_or_404(Item, pk=item_id, project=project)
     return FileResponse(item.image.open("rb"), content_type=f"image/{item.image_format.lower()}")
 
@@ -125,7 +114,7 @@ def item_image(request: HttpRequest, slug: str, item_id: int) -> FileResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def instructions(request: HttpRequest, slug: str) -> HttpResponse:
-    project, role = _member(request, slug, write=request.method == "POST")
+    project, role = project_member_or_404(request, slug, write=request.method == "POST")
     current = selectors.instruction_current(project=project)
     form = InstructionForm(request.POST or None, initial={"text": current.text if current else ""})
     if request.method == "POST" and form.is_valid():
@@ -142,7 +131,7 @@ def instructions(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def tasks(request: HttpRequest, slug: str) -> HttpResponse:
-    project, role = _member(request, slug, write=request.method == "POST")
+    project, role = project_member_or_404(request, slug, write=request.method == "POST")
     form = TaskGenerateForm(request.POST or None, request.FILES or None, initial={"overlap": project.overlap})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -188,7 +177,7 @@ def _read_pair_list(upload) -> list[tuple[str, str]]:
 @login_required
 def item_detail(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
     """One item: consolidated heatmaps over the image, word votes, every rater's scores."""
-    project, role = _member(request, slug)
+    project, role = project_member_or_404(request, slug)
     item = get_object_or_404(Item, pk=item_id, project=project)
     fb = item_feedback(item=item, project=project)
     raters = [a.rater for a in fb.answers]
@@ -219,7 +208,7 @@ def _ordered(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
 @require_http_methods(["GET", "POST"])
 def feedback(request: HttpRequest, slug: str) -> HttpResponse:
     """Rich feedback and checklists: score distributions, annotated images, settings and task generation."""
-    project, role = _member(request, slug, write=request.method == "POST")
+    project, role = project_member_or_404(request, slug, write=request.method == "POST")
     settings_form = FeedbackSettingsForm(
         request.POST if request.POST.get("form") == "settings" else None,
         initial={"likert_dimensions": _ordered(project.likert_dimensions, ("name", "label", "low", "high", "key")),

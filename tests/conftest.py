@@ -2,7 +2,7 @@ import pytest
 from django.db import connection
 
 from annotator import services
-from tests.factories import ItemFactory, ProjectFactory, RaterFactory, UserFactory
+from tests.factories import ItemFactory, RaterFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)

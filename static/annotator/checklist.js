@@ -1,21 +1,9 @@
 // Checklist page: yes/no questions grouped by dimension. Y / N answer the highlighted question and move on.
-import { fetchNextTask, submitAnswer } from "./client.js";
+import { byId as $, fetchNextTask, loadImage, showProgress, statusLine, submitAnswer, withModifier } from "./client.js";
 
-const app = document.getElementById("checklist-app");
-const $ = (id) => document.getElementById(id);
+const app = $("checklist-app");
+const setStatus = statusLine($("status"));
 const state = { task: null, shownAt: null, busy: true, answers: {}, focus: 0 };
-
-function setStatus(text, kind = "") {
-  const el = $("status");
-  el.textContent = text;
-  el.className = kind;
-}
-
-function setProgress(p) {
-  const pct = p.total ? Math.round((100 * p.done) / p.total) : 0;
-  $("progress-fill").style.width = `${pct}%`;
-  $("progress-text").textContent = `${p.done} of ${p.total} done`;
-}
 
 function questions() { return state.task ? state.task.assignment.checklist : []; }
 function rows() { return [...$("questions").querySelectorAll(".check-question")]; }
@@ -87,13 +75,12 @@ async function next(given = null) {
   // Group the questions by dimension (in order of first appearance), keeping their order within a group.
   const order = [...new Set(a.checklist.map((q) => q.dimension))];
   a.checklist = order.flatMap((d) => a.checklist.filter((q) => q.dimension === d));
-  setProgress(data.progress);
+  showProgress(data.progress);
   $("prompt").textContent = a.prompt;
   state.answers = {};
   state.task = data;
   render(a.checklist);
-  const img = $("checklist-img");
-  await new Promise((resolve) => { img.onload = resolve; img.onerror = resolve; img.src = a.image.url; });
+  await loadImage($("checklist-img"), a.image.url).catch(() => {}); // a broken image still shows the questions
   state.shownAt = performance.now();
   state.busy = false;
   setStatus("");
@@ -116,11 +103,11 @@ async function submit() {
   state.busy = true;
   const a = state.task.assignment;
   setStatus("Saving…");
-  const { outcome, next: following } = await submitAnswer(app.dataset.submitUrl, a.id, {
+  const { outcome, next: following } = await submitAnswer(app, a.id, {
     instruction_version: state.task.instruction_version,
     checklist: state.answers,
     response_time_ms: Math.round(performance.now() - state.shownAt),
-  }, { instructionsUrl: app.dataset.instructionsUrl, onError: (err) => setStatus(`Not saved: ${err.message}`, "error") });
+  }, setStatus);
   if (outcome === "navigating") return;
   if (outcome === "refused") {
     state.busy = false;
@@ -130,7 +117,7 @@ async function submit() {
 }
 
 document.addEventListener("keydown", (event) => {
-  if (event.altKey || event.ctrlKey || event.metaKey || state.busy) return;
+  if (withModifier(event) || state.busy) return;
   const key = event.key.toLowerCase();
   if (key === "y" || key === "n") {
     event.preventDefault();

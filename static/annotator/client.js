@@ -1,4 +1,36 @@
-// PrefLab rater client: JSON calls with CSRF, retries and idempotency keys.
+// PrefLab rater pages' shared module: JSON calls with CSRF, retries and idempotency keys, the next-task
+// and submit flow, and the page helpers every rater page uses (status line, progress bar, images, keys).
+// Each page script (pairwise.js, rich.js, checklist.js) imports from here and keeps only its own task.
+
+export const byId = (id) => document.getElementById(id);
+
+// A setter for a status line: ``set(text, kind)`` shows text, with ``kind`` (e.g. "error") added to the
+// element's own classes.
+export function statusLine(el) {
+  const base = el.className;
+  return (text, kind = "") => {
+    el.textContent = text;
+    el.className = [base, kind].filter(Boolean).join(" ");
+  };
+}
+
+// The progress bar and its "n of m done" text (#progress-fill, #progress-text).
+export function showProgress(p) {
+  const pct = p.total ? Math.round((100 * p.done) / p.total) : 0;
+  byId("progress-fill").style.width = `${pct}%`;
+  byId("progress-text").textContent = `${p.done} of ${p.total} done`;
+}
+
+export function loadImage(img, src) {
+  return new Promise((resolve, reject) => {
+    img.onload = resolve;
+    img.onerror = () => reject(new Error("image failed to load"));
+    img.src = src;
+  });
+}
+
+// Keys pressed with Alt, Ctrl or Meta belong to the browser, not to the page's shortcuts.
+export const withModifier = (event) => event.altKey || event.ctrlKey || event.metaKey;
 
 export function csrfToken() {
   const meta = document.querySelector('meta[name="csrf-token"]');
@@ -58,18 +90,18 @@ export function forgetKey(assignmentId) {
   sessionStorage.removeItem(`preflab-key-${assignmentId}`);
 }
 
-// Submit a rater's answer to an assignment, exactly once however often it is retried.
-// Returns {outcome, next}: outcome "saved" (stored now or before; ``next`` is the following task when the
-// server sent it), "navigating" (the instructions changed: the rater is sent to read them), or "refused"
-// (onError got the reason; nothing was stored).
-export async function submitAnswer(url, assignmentId, body, { instructionsUrl, onError }) {
+// Submit a rater's answer to an assignment (to the page's data-submit-url), exactly once however often it
+// is retried. Returns {outcome, next}: outcome "saved" (stored now or before; ``next`` is the following task
+// when the server sent it), "navigating" (the instructions changed: the rater is sent to read them), or
+// "refused" (setStatus shows the reason; nothing was stored).
+export async function submitAnswer(app, assignmentId, body, setStatus) {
   let reply = null;
   try {
-    reply = await postJSON(url, { assignment: assignmentId, idempotency_key: keyFor(assignmentId), ...body });
+    reply = await postJSON(app.dataset.submitUrl, { assignment: assignmentId, idempotency_key: keyFor(assignmentId), ...body });
   } catch (err) {
     const code = err.body?.error?.code;
-    if (code === "instructions_changed") { window.location.assign(instructionsUrl); return { outcome: "navigating" }; }
-    if (code !== "already_answered") { onError(err); return { outcome: "refused" }; }
+    if (code === "instructions_changed") { window.location.assign(app.dataset.instructionsUrl); return { outcome: "navigating" }; }
+    if (code !== "already_answered") { setStatus(`Not saved: ${err.message}`, "error"); return { outcome: "refused" }; }
   }
   forgetKey(assignmentId);
   return { outcome: "saved", next: reply?.next || null };

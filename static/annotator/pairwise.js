@@ -1,29 +1,9 @@
 // Pairwise comparison page: two images, keys ← → ↓, response time from when both images show.
-import { fetchNextTask, submitAnswer } from "./client.js";
+import { byId as $, fetchNextTask, loadImage, showProgress, statusLine, submitAnswer, withModifier } from "./client.js";
 
-const app = document.getElementById("pairwise-app");
-const $ = (id) => document.getElementById(id);
+const app = $("pairwise-app");
+const setStatus = statusLine($("status"));
 const state = { task: null, shownAt: null, busy: false, flags: new Set() };
-
-function setStatus(text, kind = "") {
-  const el = $("status");
-  el.textContent = text;
-  el.className = `center ${kind}`;
-}
-
-function setProgress(p) {
-  const pct = p.total ? Math.round((100 * p.done) / p.total) : 0;
-  $("progress-fill").style.width = `${pct}%`;
-  $("progress-text").textContent = `${p.done} of ${p.total} done`;
-}
-
-function loadImage(img, src) {
-  return new Promise((resolve, reject) => {
-    img.onload = resolve;
-    img.onerror = () => reject(new Error("image failed to load"));
-    img.src = src;
-  });
-}
 
 function renderFlags(flags) {
   const box = $("flags");
@@ -47,7 +27,7 @@ async function next(given = null) {
   const data = await fetchNextTask(app, "pairwise", setStatus, given);
   if (!data) return;
   const a = data.assignment;
-  setProgress(data.progress);
+  showProgress(data.progress);
   const samePrompt = a.prompt_left === a.prompt_right;
   $("prompt").textContent = samePrompt ? a.prompt_left : "";
   $("left-prompt").textContent = samePrompt ? "" : a.prompt_left;
@@ -72,12 +52,12 @@ async function answer(choice) {
   const highlight = choice === "tie" ? null : $(choice);
   if (highlight) highlight.classList.add("picked");
   setStatus("Saving…");
-  const { outcome, next: following } = await submitAnswer(app.dataset.submitUrl, a.id, {
+  const { outcome, next: following } = await submitAnswer(app, a.id, {
     choice,
     instruction_version: state.task.instruction_version,
     response_time_ms: Math.round(performance.now() - state.shownAt),
     flags: [...state.flags],
-  }, { instructionsUrl: app.dataset.instructionsUrl, onError: (err) => setStatus(`Not saved: ${err.message}`, "error") });
+  }, setStatus);
   if (outcome === "navigating") return;
   if (outcome === "refused") {
     if (highlight) highlight.classList.remove("picked");
@@ -89,7 +69,7 @@ async function answer(choice) {
 }
 
 document.addEventListener("keydown", (event) => {
-  if (event.altKey || event.ctrlKey || event.metaKey) return;
+  if (withModifier(event)) return;
   const choice = { ArrowLeft: "left", ArrowRight: "right", ArrowDown: "tie" }[event.key];
   if (choice) { event.preventDefault(); answer(choice); }
 });

@@ -1,27 +1,15 @@
 // Rich feedback page (RichHF-18K protocol): points of two kinds on the image, misaligned prompt words,
 // Likert 1–5 scores. Points are kept in image coordinates normalised to [0, 1]; each is drawn as a disk of
 // radius effective_radius × displayed image height in an SVG overlay sized to the displayed image.
-import { fetchNextTask, submitAnswer } from "./client.js";
+import { byId as $, fetchNextTask, loadImage, showProgress, statusLine, submitAnswer, withModifier } from "./client.js";
 
-const app = document.getElementById("rich-app");
-const $ = (id) => document.getElementById(id);
+const app = $("rich-app");
+const setStatus = statusLine($("status"));
 const SVG = "http://www.w3.org/2000/svg";
 const state = {
   task: null, shownAt: null, busy: true, kind: "artifact",
   points: [], words: new Set(), scores: {}, history: [], focus: 0,
 };
-
-function setStatus(text, kind = "") {
-  const el = $("status");
-  el.textContent = text;
-  el.className = kind;
-}
-
-function setProgress(p) {
-  const pct = p.total ? Math.round((100 * p.done) / p.total) : 0;
-  $("progress-fill").style.width = `${pct}%`;
-  $("progress-text").textContent = `${p.done} of ${p.total} done`;
-}
 
 // Points ----------------------------------------------------------------------------------------------
 
@@ -200,14 +188,6 @@ function setScore(i, score) {
 
 // Flow ------------------------------------------------------------------------------------------------
 
-function loadImage(img, src) {
-  return new Promise((resolve, reject) => {
-    img.onload = resolve;
-    img.onerror = () => reject(new Error("image failed to load"));
-    img.src = src;
-  });
-}
-
 async function next(given = null) {
   state.busy = true;
   app.dataset.state = "loading";
@@ -216,7 +196,7 @@ async function next(given = null) {
   const data = await fetchNextTask(app, "rich", setStatus, given);
   if (!data) return;
   const a = data.assignment;
-  setProgress(data.progress);
+  showProgress(data.progress);
   Object.assign(state, { points: [], words: new Set(), scores: {}, history: [], focus: 0 });
   renderWords(a.tokens);
   renderScores(a.dimensions);
@@ -246,13 +226,13 @@ async function submit() {
   state.busy = true;
   const a = state.task.assignment;
   setStatus("Saving…");
-  const { outcome, next: following } = await submitAnswer(app.dataset.submitUrl, a.id, {
+  const { outcome, next: following } = await submitAnswer(app, a.id, {
     instruction_version: state.task.instruction_version,
     points: state.points.map((p) => ({ x: p.x, y: p.y, kind: p.kind })),
     misaligned_words: [...state.words].sort((x, y) => x - y),
     scores: state.scores,
     response_time_ms: Math.round(performance.now() - state.shownAt),
-  }, { instructionsUrl: app.dataset.instructionsUrl, onError: (err) => setStatus(`Not saved: ${err.message}`, "error") });
+  }, setStatus);
   if (outcome === "navigating") return;
   if (outcome === "refused") {
     state.busy = false;
@@ -267,7 +247,7 @@ document.addEventListener("keydown", (event) => {
     if (!state.busy) undo();
     return;
   }
-  if (event.altKey || event.ctrlKey || event.metaKey || state.busy) return;
+  if (withModifier(event) || state.busy) return;
   const key = event.key.toLowerCase();
   if (key === "a" || key === "m") { setKind(key === "a" ? "artifact" : "misalignment"); event.preventDefault(); return; }
   if (event.key === "Enter") { event.preventDefault(); submit(); return; }

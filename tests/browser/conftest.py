@@ -5,7 +5,6 @@ import shutil
 
 import pytest
 
-
 # Playwright's sync API runs an event loop in this thread; the tests' ORM calls are still sync.
 # (Subprocesses that must not inherit this, such as `check --deploy`, drop it from their environment.)
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

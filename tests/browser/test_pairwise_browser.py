@@ -47,6 +47,7 @@ def test_rater_flow_with_keyboard(live_server, page, study, tmp_path):
 
     rater = Rater.objects.get(prolific_pid="pid42")
     assert (rater.study_id, rater.session_id) == ("st7", "se9")
+    assert rater.completed_at is not None  # recorded when the last answer was stored
     assert rater.demographics.expertise == "photographer"
     judgments = list(Judgment.objects.filter(rater=rater).order_by("id"))
     assert [j.choice for j in judgments] == ["left", "right", "tie"]
@@ -74,4 +75,22 @@ def test_new_instructions_are_shown_before_the_next_task(live_server, page, stud
     page.wait_for_url(f"**/r/{study.slug}/instructions/")
     assert "Version two" in page.inner_text("main")
     assert "changed" in page.inner_text("main")
+    assert Judgment.objects.count() == 0
+
+
+def test_a_refused_answer_is_reported_and_nothing_is_stored(live_server, page, study):
+    services.project_update(project=study, pairwise_flags=["both bad"])
+    page.goto(f"{live_server.url}/join/{study.slug}/{study.join_token}/")
+    page.click("#consent-agree")
+    page.click("#demographics-continue")
+    page.check("#ack")
+    page.click("#instructions-continue")
+    page.wait_for_function("document.getElementById('status').textContent === ''")
+    page.check("#flags input[type=checkbox]")
+    services.project_update(project=study, pairwise_flags=[])  # the flag is withdrawn while the page is open
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('Not saved')")
+    assert "Unknown flag 'both bad'" in page.inner_text("#status")
+    assert page.get_attribute("#status", "class") == "center error"
+    assert page.get_attribute("#left", "class") == "choice"  # the highlight of the refused choice is gone
     assert Judgment.objects.count() == 0

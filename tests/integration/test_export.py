@@ -4,7 +4,7 @@ import csv
 import io
 import json
 import uuid
-from datetime import timezone as dt_timezone
+from datetime import UTC
 
 import pyarrow.parquet as pq
 import pytest
@@ -69,7 +69,7 @@ def expected_rows(project):
               .select_related("rater", "left_item", "right_item", "instruction_version")):
         demographics = getattr(j.rater, "demographics", None)
 
-        def d(name):
+        def d(name, demographics=demographics):
             return getattr(demographics, name) if demographics else None
 
         rows.append({
@@ -146,7 +146,7 @@ def test_csv_round_trip_equals_the_database(judged):
         assert json.loads(got["flags"]) == want["flags"]
         assert got["left_item_sha256"] == want["left_item_sha256"]
         assert got["rater_expertise"] == (want["rater_expertise"] or "")
-        stamp = want["submitted_at"].astimezone(dt_timezone.utc)
+        stamp = want["submitted_at"].astimezone(UTC)
         assert got["submitted_at"].startswith(stamp.strftime("%Y-%m-%d %H:%M:%S"))
         assert got["submitted_at"].endswith("Z")
 
@@ -255,11 +255,11 @@ def test_bad_parameters_name_the_field(judged, researcher, params, field):
 
 def test_timestamps_keep_every_microsecond_near_a_second_boundary(judged):
     """A time such as 12:00:03.999909 stays in second 03 (SQLite would round it up to 04 in strftime)."""
-    from datetime import datetime, timezone as tz
+    from datetime import datetime
 
     from annotator.exports import EpochMicros
 
-    moment = datetime(2026, 11, 22, 6, 37, 3, 999909, tzinfo=tz.utc)
+    moment = datetime(2026, 11, 22, 6, 37, 3, 999909, tzinfo=UTC)
     judgment = Judgment.objects.filter(project=judged).order_by("id").first()
     Assignment.objects.filter(pk=judgment.assignment_id).update(shown_at=moment)
     micros = Assignment.objects.filter(pk=judgment.assignment_id).annotate(

@@ -139,12 +139,10 @@ def test_judgment_requests_one_coalesced_refit(project, rater, django_capture_on
 def test_judgments_are_append_only_in_the_database(rater):
     assignment = services.assignment_next(rater=rater)
     judgment, _ = submit(rater, assignment)
-    with pytest.raises(DatabaseError, match="append-only"):
-        with transaction.atomic():
-            Judgment.objects.filter(pk=judgment.pk).update(choice="right")
-    with pytest.raises(DatabaseError, match="append-only"):
-        with transaction.atomic(), connection.cursor() as cur:
-            cur.execute("DELETE FROM annotator_judgment WHERE id = %s", [judgment.pk])
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        Judgment.objects.filter(pk=judgment.pk).update(choice="right")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cur:
+        cur.execute("DELETE FROM annotator_judgment WHERE id = %s", [judgment.pk])
     assert Judgment.objects.get(pk=judgment.pk).choice == "left"
 
 
@@ -159,11 +157,9 @@ def test_open_assignment_is_stable_on_reload(rater):
 @requires_postgres
 def test_shown_instructions_cannot_be_edited_or_deleted_in_the_database(project, rater):
     version = rater.acknowledged_instruction
-    with pytest.raises(DatabaseError, match="immutable"):
-        with transaction.atomic():
-            type(version).objects.filter(pk=version.pk).update(text="rewritten history")
-    with pytest.raises(DatabaseError, match="cannot be deleted"):
-        with transaction.atomic(), connection.cursor() as cur:
-            cur.execute("DELETE FROM annotator_instructionversion WHERE id = %s", [version.pk])
+    with pytest.raises(DatabaseError, match="immutable"), transaction.atomic():
+        type(version).objects.filter(pk=version.pk).update(text="rewritten history")
+    with pytest.raises(DatabaseError, match="cannot be deleted"), transaction.atomic(), connection.cursor() as cur:
+        cur.execute("DELETE FROM annotator_instructionversion WHERE id = %s", [version.pk])
     version.refresh_from_db()
     assert version.text == "Pick the **better** image."

@@ -3,9 +3,13 @@
 import uuid
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from annotator.models import Demographics, Judgment, Rater
+from annotator.exports import COLUMNS
+from annotator.forms import DemographicsForm
+from annotator.models import DEMOGRAPHIC_FIELDS, Demographics, Judgment, Rater, Task, demographic_field_label
 
 pytestmark = pytest.mark.django_db
 
@@ -106,6 +110,48 @@ def test_completion_page_shows_code(client, project):
     assert client.get(reverse("rater:api_next", args=[project.slug])).json()["status"] == "done"
     page = client.get(reverse("rater:done", args=[project.slug]))
     assert project.completion_code in page.content.decode()
+
+
+def test_completion_is_recorded_by_the_last_answer(client, project):
+    project.tasks_per_rater = 1
+    project.save(update_fields=["tasks_per_rater"])
+    client.get(join_url(project))
+    walk_to_tasks(client, project)
+    body = client.get(reverse("rater:api_next", args=[project.slug])).json()
+    assert Rater.objects.get().completed_at is None
+    response = client.post(reverse("rater:api_judgments", args=[project.slug]), {
+        "assignment": body["assignment"]["id"], "choice": "left", "idempotency_key": str(uuid.uuid4()),
+        "instruction_version": body["instruction_version"]}, content_type="application/json")
+    assert response.json()["next"]["status"] == "done"
+    completed_at = Rater.objects.get().completed_at
+    assert completed_at is not None
+    assert project.completion_code in client.get(reverse("rater:done", args=[project.slug])).content.decode()
+    assert Rater.objects.get().completed_at == completed_at
+
+
+def test_the_rater_pages_write_nothing_on_get(client, project):
+    """GETs hand out the open assignment at most; the done page shows the code and records nothing."""
+    client.get(join_url(project))
+    walk_to_tasks(client, project)
+    Task.objects.update(n_assigned=project.overlap)  # other raters hold every slot: nothing left for this one
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(reverse("rater:api_next", args=[project.slug])).json()["status"] == "done"
+        assert client.get(reverse("rater:task", args=[project.slug])).url == reverse("rater:done", args=[project.slug])
+        assert project.completion_code in client.get(reverse("rater:done", args=[project.slug])).content.decode()
+    writes = [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+    assert writes == []
+
+
+def test_demographic_fields_have_one_definition():
+    assert DEMOGRAPHIC_FIELDS == ("country", "languages", "age_band", "gender", "expertise", "colour_vision",
+                                  "device")
+    assert [demographic_field_label(f) for f in DEMOGRAPHIC_FIELDS] == [
+        "Country", "Languages", "Age band", "Gender", "Expertise", "Colour vision", "Device"]
+    with pytest.raises(ValueError, match="not a demographic field"):
+        demographic_field_label("rater")
+    assert tuple(DemographicsForm().fields) == DEMOGRAPHIC_FIELDS
+    assert tuple(name for name, _, _ in COLUMNS if name.startswith("rater_")) == tuple(
+        f"rater_{f}" for f in DEMOGRAPHIC_FIELDS)
 
 
 def test_completion_redirect(client, project):

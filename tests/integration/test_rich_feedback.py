@@ -82,8 +82,7 @@ def test_rich_annotation_is_stored(rich_project):
     assignment = services.assignment_next(rater=rater)
     assert assignment.task.kind == "rich" and assignment.right_item_id is None
     points = [{"x": 0.25, "y": 0.5, "kind": "artifact"}, {"x": 1, "y": 0, "kind": "misalignment"}]
-    annotation, created = annotate(rater, assignment, points=points, misaligned_words=[5, 2, 5],
-                                   response_time_ms=900)
+    _, created = annotate(rater, assignment, points=points, misaligned_words=[5, 2, 5], response_time_ms=900)
     assert created
     stored = Annotation.objects.get()
     assert stored.points == [{"x": 0.25, "y": 0.5, "kind": "artifact"}, {"x": 1.0, "y": 0.0, "kind": "misalignment"}]
@@ -200,12 +199,10 @@ def test_each_item_goes_to_overlap_raters(rich_project):
 def test_annotations_are_append_only_in_the_database(rich_project):
     rater = ready_rater(rich_project)
     annotation, _ = annotate(rater, services.assignment_next(rater=rater))
-    with pytest.raises(DatabaseError, match="append-only"):
-        with transaction.atomic():
-            Annotation.objects.filter(pk=annotation.pk).update(scores={})
-    with pytest.raises(DatabaseError, match="append-only"):
-        with transaction.atomic(), connection.cursor() as cur:
-            cur.execute("DELETE FROM annotator_annotation WHERE id = %s", [annotation.pk])
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        Annotation.objects.filter(pk=annotation.pk).update(scores={})
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cur:
+        cur.execute("DELETE FROM annotator_annotation WHERE id = %s", [annotation.pk])
 
 
 # Checklists ------------------------------------------------------------------------------------------

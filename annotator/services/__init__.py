@@ -1,0 +1,65 @@
+"""Writes: every change to annotator data goes through a function here.
+
+Functions are keyword-only and named ``entity_action``. Each runs in one transaction, validates its
+input and raises a :mod:`annotator.errors` error that names the field at fault, so that nothing is ever
+stored partly. One module per entity; this package re-exports their public functions, so callers
+write ``from annotator import services`` and ``services.judgment_create(...)``:
+
+- :mod:`~annotator.services.projects` — projects, their settings and members;
+- :mod:`~annotator.services.instructions` — instruction and consent versions;
+- :mod:`~annotator.services.raters` — joining, consent, demographics, acknowledging instructions,
+  the rater's next step and completion;
+- :mod:`~annotator.services.assignments` — which task a rater gets next, repeats, expiry;
+- :mod:`~annotator.services.tasks` — task generation (pairs, one task per item);
+- :mod:`~annotator.services.answers` — the one skeleton that stores an answer (idempotency, locking,
+  instructions check, counters), used by
+- :mod:`~annotator.services.judgments` (pairwise answers) and
+  :mod:`~annotator.services.annotations` (rich feedback and checklist answers and settings).
+"""
+
+from annotator.services.annotations import annotation_create, project_feedback_update
+from annotator.services.assignments import assignment_next, assignments_expire
+from annotator.services.instructions import consent_version_create, instruction_version_create
+from annotator.services.judgments import judgment_create
+from annotator.services.projects import membership_set, project_create, project_update
+from annotator.services.raters import (
+    RaterNext,
+    demographics_submit,
+    rater_acknowledge_instructions,
+    rater_consent,
+    rater_join,
+    rater_next,
+    rater_next_after_answer,
+)
+from annotator.services.tasks import (
+    tasks_generate,
+    tasks_generate_from_pairs,
+    tasks_generate_random,
+    tasks_generate_single,
+    tasks_generate_within_prompt,
+)
+
+__all__ = [
+    "RaterNext",
+    "annotation_create",
+    "assignment_next",
+    "assignments_expire",
+    "consent_version_create",
+    "demographics_submit",
+    "instruction_version_create",
+    "judgment_create",
+    "membership_set",
+    "project_create",
+    "project_feedback_update",
+    "project_update",
+    "rater_acknowledge_instructions",
+    "rater_consent",
+    "rater_join",
+    "rater_next",
+    "rater_next_after_answer",
+    "tasks_generate",
+    "tasks_generate_from_pairs",
+    "tasks_generate_random",
+    "tasks_generate_single",
+    "tasks_generate_within_prompt",
+]

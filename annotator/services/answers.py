@@ -1,0 +1,171 @@
+"""Storing an answer: the one skeleton behind judgments (pairwise) and annotations (rich feedback, checklists).
+
+Every answer follows the same rules, in this order:
+
+1. the client's idempotency key must be a UUID; payload checks that need no database run next, then
+   the response time is checked;
+2. the rater's assignment is locked (someone else's is NotFound, 404);
+3. a retry with an idempotency key already stored returns the stored answer (a *replay*) and stores
+   nothing; the same key on another answer is a Conflict (409) — checked once, under the lock;
+4. an assignment already answered is a Conflict with code ``already_answered`` (409), an assignment of
+   another task kind is InvalidInput;
+5. the rater must answer under the current instructions, which they read (else Conflict with code
+   ``instructions_changed``);
+6. the answer's own fields are cleaned (by the caller's ``fields`` callable) and the row is created;
+   the assignment is marked answered and the counters move; the caller's side effects run (``after``);
+   all in one transaction, so nothing is stored partly.
+
+A concurrent retry that wins the race shows up as an IntegrityError on the unique key: the stored
+answer is then returned as a replay.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotator import selectors
+from annotator.errors import Conflict, InvalidInput, NotFound
+from annotator.models import (
+    Annotation,
+    Assignment,
+    AssignmentState,
+    InstructionVersion,
+    Judgment,
+    Rater,
+    Task,
+)
+
+MAX_RESPONSE_TIME_MS = 24 * 3600 * 1000
+
+Answer = TypeVar("Answer", Judgment, Annotation)
+
+
+def is_whole_number(value) -> bool:
+    """An int that is not a bool (JSON true must not pass as 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def answer_create(
+    *,
+    model: type[Answer],
+    rater: Rater,
+    assignment_id: int,
+    idempotency_key,
+    instruction_version_id: int,
+    response_time_ms: int | None,
+    kinds: tuple[str, ...],
+    wrong_kind: str,
+    fields: Callable[[Assignment], dict],
+    validate: Callable[[], None] | None = None,
+    after: Callable[[Answer], None] | None = None,
+) -> tuple[Answer, bool]:
+    """Store one answer of ``model`` once (see the module docstring). Returns ``(answer, created)``.
+
+    ``kinds``: the task kinds this model answers (``wrong_kind`` is the message for the others).
+    ``fields(assignment)``: the answer's own fields, cleaned (raising InvalidInput naming the field);
+    called under the lock, after the instruction check. ``validate()``: payload checks that need no
+    database, run before anything is read. ``after(answer)``: side effects inside the transaction.
+    """
+    key = _idempotency_key(idempotency_key)
+    if validate is not None:
+        validate()
+    if response_time_ms is not None and (
+        not is_whole_number(response_time_ms) or not 0 <= response_time_ms <= MAX_RESPONSE_TIME_MS
+    ):
+        raise InvalidInput("response_time_ms must be a whole number of milliseconds, at most a day.",
+                           field="response_time_ms")
+    try:
+        with transaction.atomic():
+            assignment = _assignment_locked(rater=rater, assignment_id=assignment_id)
+            replayed = model.objects.filter(idempotency_key=key).first()
+            if replayed is not None:
+                return _replay(replayed, rater=rater, assignment_id=assignment_id), False
+            if assignment.state == AssignmentState.ANSWERED:
+                raise Conflict("This assignment was already answered.", field="assignment",
+                               code="already_answered")
+            if assignment.task.kind not in kinds:
+                raise InvalidInput(wrong_kind, field="assignment")
+            instructions = _instructions_read(rater=rater, instruction_version_id=instruction_version_id)
+            answer = model.objects.create(
+                idempotency_key=key,
+                project_id=rater.project_id,
+                task_id=assignment.task_id,
+                assignment=assignment,
+                rater=rater,
+                instruction_version=instructions,
+                response_time_ms=response_time_ms,
+                shown_at=assignment.shown_at,
+                **fields(assignment),
+            )
+            _assignment_answered(assignment=assignment, rater=rater)
+            if after is not None:
+                after(answer)
+    except IntegrityError:
+        existing = model.objects.filter(idempotency_key=key).first()
+        if existing is None:
+            raise Conflict("This assignment was already answered.", field="assignment",
+                           code="already_answered") from None
+        return _replay(existing, rater=rater, assignment_id=assignment_id), False
+    rater.n_judgments += 1
+    rater.n_repeats += int(assignment.is_repeat)
+    return answer, True
+
+
+def _idempotency_key(value) -> uuid.UUID:
+    if value in (None, ""):
+        raise InvalidInput("idempotency_key is required (a UUID the client makes once per answer).",
+                           field="idempotency_key")
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise InvalidInput("idempotency_key must be a UUID.", field="idempotency_key") from None
+
+
+def _replay(existing: Answer, *, rater: Rater, assignment_id: int) -> Answer:
+    if existing.rater_id != rater.pk or existing.assignment_id != assignment_id:
+        raise Conflict("This idempotency_key was already used for another answer.", field="idempotency_key")
+    return existing
+
+
+def _assignment_locked(*, rater: Rater, assignment_id: int) -> Assignment:
+    """The rater's assignment, locked for the answer; someone else's (or none) is NotFound."""
+    assignment = (
+        Assignment.objects.select_for_update()
+        .select_related("task", "left_item")
+        .filter(pk=assignment_id, rater=rater, project_id=rater.project_id)
+        .first()
+    )
+    if assignment is None:
+        raise NotFound(f"Assignment {assignment_id} is not one of yours.", field="assignment")
+    return assignment
+
+
+def _instructions_read(*, rater: Rater, instruction_version_id: int) -> InstructionVersion:
+    """The current instruction version, if the rater read it and answers under it; else 409."""
+    current = selectors.instruction_current(project=rater.project)
+    if current is None or instruction_version_id != current.pk or rater.acknowledged_instruction_id != current.pk:
+        raise Conflict("The instructions changed since you read them; please read the new version.",
+                       field="instruction_version", code="instructions_changed")
+    return current
+
+
+def _assignment_answered(*, assignment: Assignment, rater: Rater) -> None:
+    """Counters and state after an answer. A late answer to an expired assignment takes its slot back.
+
+    A repeat's answer leaves the task's counters alone (a repeat is a consistency probe, not a
+    vote towards the overlap) and is counted in the rater's ``n_repeats`` as well as ``n_judgments``.
+    """
+    Assignment.objects.filter(pk=assignment.pk).update(state=AssignmentState.ANSWERED, answered_at=timezone.now())
+    if assignment.is_repeat:
+        Rater.objects.filter(pk=rater.pk).update(n_judgments=F("n_judgments") + 1, n_repeats=F("n_repeats") + 1)
+        return
+    slot = 1 if assignment.state == AssignmentState.EXPIRED else 0
+    Task.objects.filter(pk=assignment.task_id).update(n_judgments=F("n_judgments") + 1,
+                                                      n_assigned=F("n_assigned") + slot)
+    Rater.objects.filter(pk=rater.pk).update(n_judgments=F("n_judgments") + 1)

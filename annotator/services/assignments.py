@@ -1,0 +1,142 @@
+"""Assignment: which task a rater gets next (and repeats of answered pairs), and expiry of abandoned ones."""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections import defaultdict
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+
+from annotator import selectors
+from annotator.models import Assignment, AssignmentState, Rater, Task
+
+#: A repeat re-shows a pair only after at least this many other assignments of the same rater.
+REPEAT_MIN_GAP = 3
+
+
+def assignment_next(*, rater: Rater) -> Assignment | None:
+    """The rater's open assignment, or a new one, or None when nothing is left for them.
+
+    Policy: tasks with the fewest assignments first (random among equals), never a task
+    this rater already had, never more than ``overlap`` raters per task. The slot is taken
+    with a conditional UPDATE, so concurrent raters cannot over-fill a task; on PostgreSQL
+    rows being claimed by others are skipped (``SKIP LOCKED``) rather than waited for.
+
+    Repeats: with probability ``project.repeat_rate`` (drawn from ``random.Random`` seeded by
+    the rater's id and answer count, so a rater's stream is reproducible) the next assignment
+    re-shows a pairwise task the rater answered at least :data:`REPEAT_MIN_GAP` assignments
+    ago, sides swapped (see :func:`_repeat_create`). Repeats take no slot and do not count
+    towards ``tasks_per_rater``; they are only served while a new task is still available, so
+    they never delay a rater's completion.
+    """
+    open_assignment = selectors.assignment_open(rater=rater)
+    if open_assignment is not None:
+        return open_assignment
+    project = rater.project
+    if project.tasks_per_rater and rater.n_judgments - rater.n_repeats >= project.tasks_per_rater:
+        return None
+    already_seen = Assignment.objects.filter(task=OuterRef("pk"), rater=rater)
+    available = Task.objects.filter(project=project, n_assigned__lt=project.overlap).exclude(Exists(already_seen))
+    if project.repeat_rate > 0:
+        rng = random.Random(f"{rater.pk}:{rater.n_judgments}")
+        if rng.random() < project.repeat_rate and available.exists():
+            repeat = _repeat_create(rater=rater, rng=rng)
+            if repeat is not None:
+                return repeat
+    for _attempt in range(8):
+        with transaction.atomic():
+            task = (
+                available
+                .order_by("n_assigned", "shuffle_key")
+                .select_for_update(skip_locked=True)
+                .only("id", "item_a_id", "item_b_id")
+                .first()
+            )
+            if task is None:
+                return None
+            claimed = Task.objects.filter(pk=task.pk, n_assigned__lt=project.overlap).update(
+                n_assigned=F("n_assigned") + 1
+            )
+            if not claimed:
+                continue
+            left, right = (task.item_a_id, task.item_b_id)
+            if right is not None and secrets.randbelow(2):
+                left, right = right, left
+            try:
+                with transaction.atomic():
+                    Assignment.objects.create(
+                        task_id=task.pk, rater=rater, project=project, left_item_id=left, right_item_id=right
+                    )
+            except IntegrityError:
+                # A concurrent request of the same rater opened an assignment first: give the slot back.
+                Task.objects.filter(pk=task.pk).update(n_assigned=F("n_assigned") - 1)
+        break
+    # The new (or concurrently opened) assignment, with its task and images loaded in the same query.
+    return selectors.assignment_open(rater=rater)
+
+
+def _repeat_create(*, rater: Rater, rng: random.Random) -> Assignment | None:
+    """Open a repeat of one of the rater's answered pairwise assignments, or None if none is eligible.
+
+    Eligible: answered, not itself a repeat, not yet repeated, and followed by at least
+    :data:`REPEAT_MIN_GAP` other assignments of this rater (so the repeat is never shown within
+    three tasks of the first showing). One is chosen with ``rng``; the repeat shows its task with
+    left and right swapped and takes no slot of the task.
+    """
+    recent = list(
+        Assignment.objects.filter(rater=rater).order_by("-id").values_list("id", flat=True)[:REPEAT_MIN_GAP]
+    )
+    if len(recent) < REPEAT_MIN_GAP:
+        return None
+    eligible = (
+        Assignment.objects.filter(rater=rater, is_repeat=False, state=AssignmentState.ANSWERED,
+                                  right_item__isnull=False, id__lt=recent[-1])
+        .exclude(Exists(Assignment.objects.filter(repeat_of=OuterRef("pk"))))
+        .order_by("id")
+    )
+    n_eligible = eligible.count()
+    if not n_eligible:
+        return None
+    original = eligible.values("id", "task_id", "left_item_id", "right_item_id")[rng.randrange(n_eligible)]
+    try:
+        with transaction.atomic():
+            return Assignment.objects.create(
+                task_id=original["task_id"], rater=rater, project=rater.project, is_repeat=True,
+                repeat_of_id=original["id"], left_item_id=original["right_item_id"],
+                right_item_id=original["left_item_id"],
+            )
+    except IntegrityError:
+        # A concurrent request of the same rater opened an assignment (or this repeat) first.
+        return selectors.assignment_open(rater=rater)
+
+
+def assignments_expire(*, older_than: timedelta, limit: int = 10_000) -> int:
+    """Free the slots of assignments left open longer than ``older_than`` (raters who walked away).
+
+    The task goes back to the pool so other raters can answer it. If the rater comes back and
+    answers after all, the answer is still stored (it is never lost) and the task may then have
+    one answer more than its overlap. Returns the number of assignments expired.
+
+    An expired repeat held no slot, so none is given back; its original is not repeated again.
+    """
+    cutoff = timezone.now() - older_than
+    with transaction.atomic():
+        stale = list(
+            Assignment.objects.select_for_update(skip_locked=True)
+            .filter(state=AssignmentState.OPEN, shown_at__lt=cutoff)
+            .values_list("pk", "task_id", "is_repeat")[:limit]
+        )
+        if not stale:
+            return 0
+        Assignment.objects.filter(pk__in=[pk for pk, _, _ in stale]).update(state=AssignmentState.EXPIRED)
+        per_task: dict[int, int] = defaultdict(int)
+        for _, task_id, is_repeat in stale:
+            if not is_repeat:
+                per_task[task_id] += 1
+        for task_id, n in sorted(per_task.items()):
+            Task.objects.filter(pk=task_id).update(n_assigned=F("n_assigned") - n)
+    return len(stale)

@@ -1,0 +1,125 @@
+"""Raters: joining, consent, demographics, reading the instructions, and where each goes next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from annotator import selectors
+from annotator.errors import Conflict, InvalidInput
+from annotator.models import DEMOGRAPHIC_FIELDS, Assignment, Demographics, InstructionVersion, Project, Rater
+from annotator.services.assignments import assignment_next
+
+
+def rater_join(
+    *, project: Project, prolific_pid: str = "", study_id: str = "", session_id: str = ""
+) -> tuple[Rater, bool]:
+    """A rater arrives. The same Prolific PID resumes its rater instead of creating another."""
+    if not project.is_open:
+        raise Conflict("This project is not accepting raters at the moment.", code="project_closed")
+    for name, value in (("PROLIFIC_PID", prolific_pid), ("STUDY_ID", study_id), ("SESSION_ID", session_id)):
+        if len(value) > 64 or not all(ch.isalnum() or ch in "-_" for ch in value):
+            raise InvalidInput(f"{name} must be at most 64 letters, digits, '-' or '_'.", field=name)
+    if prolific_pid:
+        existing = Rater.objects.filter(project=project, prolific_pid=prolific_pid).first()
+        if existing is not None:
+            return existing, False
+    try:
+        with transaction.atomic():
+            rater = Rater.objects.create(
+                project=project,
+                source="prolific" if prolific_pid else "invite",
+                prolific_pid=prolific_pid,
+                study_id=study_id,
+                session_id=session_id,
+            )
+    except IntegrityError:
+        # The same PID joined concurrently: resume the rater the other request created.
+        return Rater.objects.get(project=project, prolific_pid=prolific_pid), False
+    return rater, True
+
+
+def rater_consent(*, rater: Rater, consent_version_id: int) -> Rater:
+    current = selectors.consent_current(project=rater.project)
+    if current is None or current.pk != consent_version_id:
+        raise Conflict("The consent text changed; please read the current version.", field="consent_version")
+    rater.consent_version = current
+    rater.consented_at = timezone.now()
+    rater.save(update_fields=["consent_version", "consented_at"])
+    return rater
+
+
+def demographics_submit(*, rater: Rater, **answers: str) -> Demographics:
+    """Store self-reported demographics. Every field may be left blank or 'prefer_not'."""
+    unknown = set(answers) - set(DEMOGRAPHIC_FIELDS)
+    if unknown:
+        raise InvalidInput(f"Unknown demographics field: {sorted(unknown)[0]}.", field=sorted(unknown)[0])
+    clean: dict[str, str] = {}
+    for name in DEMOGRAPHIC_FIELDS:
+        value = (answers.get(name) or "").strip()
+        field = Demographics._meta.get_field(name)
+        if field.choices and value and value not in dict(field.choices):
+            raise InvalidInput(f"'{value}' is not a valid choice for {name}.", field=name)
+        if len(value) > field.max_length:
+            raise InvalidInput(f"{name} is too long (at most {field.max_length} characters).", field=name)
+        clean[name] = value
+    demographics, _ = Demographics.objects.update_or_create(rater=rater, defaults=clean)
+    return demographics
+
+
+def rater_acknowledge_instructions(*, rater: Rater, instruction_version_id: int) -> Rater:
+    """Record that the rater read the current instructions. Marks the version as shown (now immutable)."""
+    current = selectors.instruction_current(project=rater.project)
+    if current is None or current.pk != instruction_version_id:
+        raise Conflict(
+            "These instructions are no longer current; please read the new version.",
+            field="instruction_version",
+            code="instructions_changed",
+        )
+    now = timezone.now()
+    InstructionVersion.objects.filter(pk=current.pk, first_shown_at__isnull=True).update(first_shown_at=now)
+    rater.acknowledged_instruction = current
+    rater.acknowledged_at = now
+    rater.save(update_fields=["acknowledged_instruction", "acknowledged_at"])
+    return rater
+
+
+@dataclass(frozen=True)
+class RaterNext:
+    """Where a rater goes next.
+
+    ``status`` is ``"blocked"`` (``step`` names the flow page still to do: consent, demographics or
+    instructions), ``"task"`` (``assignment`` is the rater's open assignment) or ``"done"`` (nothing is
+    left for them: the completion page).
+    """
+
+    status: str
+    step: str = "task"
+    assignment: Assignment | None = None
+
+
+def rater_next(*, rater: Rater) -> RaterNext:
+    """The rater's next step, shared by the rater pages and the rater API.
+
+    Opens the rater's next assignment when they have none (:func:`assignment_next`); writes nothing
+    else. Completion is recorded by :func:`rater_next_after_answer`, in the request that stores an answer.
+    """
+    step = selectors.rater_next_step(rater=rater)
+    if step != "task":
+        return RaterNext(status="blocked", step=step)
+    assignment = assignment_next(rater=rater)
+    if assignment is None:
+        return RaterNext(status="done")
+    return RaterNext(status="task", assignment=assignment)
+
+
+def rater_next_after_answer(*, rater: Rater) -> RaterNext:
+    """:func:`rater_next` for the request that stored an answer: when nothing is left, the rater has
+    completed, and the time is recorded (once; a later answer, e.g. a late one, does not move it)."""
+    following = rater_next(rater=rater)
+    if following.status == "done" and rater.completed_at is None:
+        rater.completed_at = timezone.now()
+        rater.save(update_fields=["completed_at"])
+    return following
