@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-test chromium bench clean
+.PHONY: run test lint install install-test chromium bench clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ run: install
 ## Install what the tests need (incl. Debian's chromium when possible) and run them all.
 test: install-test chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## The layout and style checks CI runs before the tests: ruff and the import-linter contracts.
+lint: install-test
+	$(VENV)/bin/ruff check .
+	cd $(CURDIR) && SECRET_KEY=lint $(VENV)/bin/lint-imports
 
 chromium:
 	@./scripts/ensure-chromium

@@ -126,10 +126,7 @@ def _copy(*, conn, model, columns: dict, n_rows: int, chunk_rows: int = 200_000)
         if not isinstance(value, (pa.Array, pa.ChunkedArray)):
             if isinstance(value, (list, dict)):
                 value = json.dumps(value)
-            if value is None:
-                value = pa.nulls(n_rows, pa.string())
-            else:
-                value = pa.repeat(value, n_rows)
+            value = pa.nulls(n_rows, pa.string()) if value is None else pa.repeat(value, n_rows)
         if len(value) != n_rows:
             raise SystemExit(f"bench: {model.__name__}.{field.name} has {len(value)} values, not {n_rows}.")
         arrays.append(value)

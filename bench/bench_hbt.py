@@ -55,7 +55,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ranking.core.hbt import fit_hbt, heldout_log_loss  # noqa: E402
+from ranking.core.hbt import fit_hbt, heldout_log_loss
 
 TARGET_SECONDS = 60.0
 

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ranking.core.heatmaps import iter_consolidated  # noqa: E402
+from ranking.core.heatmaps import iter_consolidated
 
 TARGET_SECONDS = 60.0
 

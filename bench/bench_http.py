@@ -194,9 +194,8 @@ def gunicorn_start(*, url: str, port: int, log_path: str, var_dir: str) -> subpr
     }
     cmd = [str(Path(sys.executable).with_name("gunicorn")), "config.wsgi:application", "-w", "3", "-k", "gthread",
            "--threads", "4", "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
-    log = open(log_path, "ab")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
+    with open(log_path, "ab") as log:  # the server keeps its own copy of the descriptor
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -286,7 +285,7 @@ def client_loop(*, port: int, client: RaterClient, stop_at: float, result: Clien
                 result.error = f"post: {status} {data[:200]!r}"
                 return
             payload = json.loads(data).get("next")
-    except Exception as exc:  # noqa: BLE001 - reported, not swallowed
+    except Exception as exc:
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
         conn.close()

@@ -162,6 +162,20 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
+# Publishing a job never waits long on the broker (a judgment's request must not hang on it): the
+# outbox row stays queued and the job sweep publishes it later. The visibility timeout (how long
+# Redis waits before redelivering an unacknowledged message) exceeds every task's hard time limit
+# (fits: 1,900 s); a worker killed outright is covered sooner by the job sweep's lease check.
+PREFLAB_PUBLISH_TIMEOUT_S = env.float("PREFLAB_PUBLISH_TIMEOUT_S", default=2.0)
+CELERY_BROKER_CONNECTION_TIMEOUT = PREFLAB_PUBLISH_TIMEOUT_S
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("PREFLAB_VISIBILITY_TIMEOUT_S", default=3600),
+        "socket_connect_timeout": PREFLAB_PUBLISH_TIMEOUT_S,
+        "socket_timeout": max(PREFLAB_PUBLISH_TIMEOUT_S, 2.0),  # above the worker's 1 s BRPOP poll
+        "retry_on_timeout": False,
+    }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
@@ -173,7 +187,15 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "expire-abandoned-assignments": {"task": "annotator.assignments_expire", "schedule": 300.0},
     "refit-stale-projects": {"task": "ranking.fit_sweep", "schedule": env.float("PREFLAB_SWEEP_EVERY_S", default=300.0)},
+    "sweep-jobs": {"task": "ranking.jobs_sweep", "schedule": env.float("PREFLAB_JOB_SWEEP_EVERY_S", default=30.0)},
 }
+# The job lifecycle (ranking/jobs.py): a worker's lease on a job lasts PREFLAB_JOB_LEASE_S and is
+# renewed every PREFLAB_JOB_HEARTBEAT_S; a queued job not started PREFLAB_JOB_REPUBLISH_AFTER_S after
+# it was published is published again; a job whose worker was lost this many times is failed.
+PREFLAB_JOB_LEASE_S = env.float("PREFLAB_JOB_LEASE_S", default=30.0)
+PREFLAB_JOB_HEARTBEAT_S = env.float("PREFLAB_JOB_HEARTBEAT_S", default=5.0)
+PREFLAB_JOB_REPUBLISH_AFTER_S = env.float("PREFLAB_JOB_REPUBLISH_AFTER_S", default=120.0)
+PREFLAB_JOB_MAX_ATTEMPTS = env.int("PREFLAB_JOB_MAX_ATTEMPTS", default=3)
 PREFLAB_ASSIGNMENT_TIMEOUT_MIN = env.float("PREFLAB_ASSIGNMENT_TIMEOUT_MIN", default=30.0)
 PREFLAB_AUTO_FIT_DELAY_S = env.float("PREFLAB_AUTO_FIT_DELAY_S", default=10.0)
 

@@ -13,8 +13,8 @@ os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("PREFLAB_VAR_DIR", tempfile.mkdtemp(prefix="preflab-test-"))
 
-from config.settings import *  # noqa: E402,F403
-from config.settings import DATABASES, REST_FRAMEWORK, VAR_DIR  # noqa: E402
+from config.settings import *  # noqa: F403
+from config.settings import DATABASES, REST_FRAMEWORK, VAR_DIR
 
 DEBUG = False
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
@@ -34,3 +34,8 @@ REST_FRAMEWORK = {
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory, so that a real Celery worker process (tests/integration/test_worker.py) sees it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+
+# Jobs run in the test process inside a test's transaction: a heartbeat thread (its own database
+# connection) would not see the job's row. Tests that need the lease renewed start real workers,
+# which read their own settings from the environment.
+PREFLAB_JOB_HEARTBEAT_S = 3600.0

@@ -6,10 +6,11 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotator.api import ByIdCursor
+from annotator.pagination import ByIdCursor
 from annotator.permissions import project_for_member
-from ranking import selectors, services
+from ranking import selectors
 from ranking.models import FitModel, FitRun, ItemScore, RaterItemOffset
+from ranking.services import fit_runs
 
 
 class FitRunSerializer(serializers.ModelSerializer):
@@ -55,7 +56,7 @@ class FitListCreate(APIView):
         project, _ = project_for_member(request=request, slug=slug, write=True)
         data = FitRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        run = services.fit_run_request(project=project, **data.validated_data)
+        run = fit_runs.fit_run_request(project=project, **data.validated_data)
         return Response(FitRunSerializer(run).data, status=201)
 
 

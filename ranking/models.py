@@ -1,7 +1,12 @@
-"""Fits of Bradley–Terry models and their results.
+"""Fits of Bradley–Terry models, agreement reports, and the job rows that produce them.
 
 A FitRun is reproducible from its stored parameters and its data cut-off (the
 last judgment id it saw). Results are written once, when the run succeeds.
+
+Every job (a fit, a report, and later metric and calibration runs) is a row with the
+fields of :class:`Job`: the row is the job's outbox (``published_at``) and its lease
+(``lease_owner``, ``lease_expires_at``). :mod:`ranking.jobs` is the one lifecycle that
+reads and writes these fields.
 """
 
 from django.db import models
@@ -9,13 +14,17 @@ from django.db.models import Q
 
 from annotator.models import Item, Project, Rater
 
+#: The default prior precision of every Bradley–Terry fit the app makes (θ ~ N(0, 1/alpha) = N(0, 100)):
+#: weak, and it keeps early, sparse data fittable. Fits requested by people may set their own.
+DEFAULT_ALPHA = 0.01
+
 
 class FitModel(models.TextChoices):
     BT = "bt", "Bradley–Terry (population)"
     HBT = "hbt", "Hierarchical Bradley–Terry (per rater)"
 
 
-class FitStatus(models.TextChoices):
+class JobStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
@@ -23,19 +32,42 @@ class FitStatus(models.TextChoices):
     SUPERSEDED = "superseded", "Superseded"
 
 
-class FitRun(models.Model):
+FitStatus = JobStatus
+ReportStatus = JobStatus
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class Job(models.Model):
+    """What every job row has: status and progress for pages, the outbox and the lease for workers.
+
+    ``published_at``: when a message for the job was last handed to the broker (None: never; the
+    sweep publishes it). ``lease_owner`` / ``lease_expires_at``: the worker running it and until when
+    its lease holds; the worker renews it while it runs, and a job whose lease has expired is taken
+    over by the next delivery or sweep. ``attempts``: how many times a worker claimed it.
+    """
+
+    status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress = models.FloatField(default=0.0)
+    error = models.TextField(blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class FitRun(Job):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="fit_runs")
     model = models.CharField(max_length=8, choices=FitModel.choices, default=FitModel.BT)
     params = models.JSONField(default=dict, blank=True)
     automatic = models.BooleanField(default=False, help_text="Requested by new data, not by a person.")
     cutoff_judgment_id = models.BigIntegerField(null=True, blank=True)
-    status = models.CharField(max_length=12, choices=FitStatus.choices, default=FitStatus.QUEUED)
-    progress = models.FloatField(default=0.0)
-    error = models.TextField(blank=True)
     summary = models.JSONField(default=dict, blank=True)
-    requested_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -91,31 +123,19 @@ class DatasheetNote(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
 
-class ReportStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-
-
-class AgreementReport(models.Model):
+class AgreementReport(Job):
     """A stored agreement report: every section the agreement page and the datasheet show.
 
-    Computed by a Celery worker (or, for a small project's first view, on request) from the data up
-    to its cut-offs (the last judgment id and the last annotation id it saw). ``result`` is what
-    :func:`ranking.reports.agreement_compute` returns; it is written once, when the report succeeds.
+    Computed by a Celery worker (or, for a small project, in the request that asks for it) from the
+    data up to its cut-offs (the last judgment id and the last annotation id it saw). ``result`` is
+    what :func:`ranking.services.agreement_reports.agreement_compute` returns; it is written once,
+    when the report succeeds.
     """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="agreement_reports")
-    status = models.CharField(max_length=12, choices=ReportStatus.choices, default=ReportStatus.QUEUED)
-    progress = models.FloatField(default=0.0)
     cutoff_judgment_id = models.BigIntegerField(null=True, blank=True)
     cutoff_annotation_id = models.BigIntegerField(null=True, blank=True)
     result = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    requested_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

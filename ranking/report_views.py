@@ -1,9 +1,8 @@
 """Agreement and datasheet pages. Each view checks membership, reads a stored report, renders.
 
-The pages render the latest succeeded :class:`~ranking.models.AgreementReport`; a researcher's
-"Recompute" queues a new one for the Celery worker and the pages poll its status. With no report yet,
-a small project's first view computes one on request (see ``report_jobs.SYNC_FIRST_VIEW_LIMIT``);
-a large one shows a message and the button.
+The pages render the latest succeeded :class:`~ranking.models.AgreementReport`. "Compute" (a POST)
+computes a small project's report in the request and queues a large one for the Celery worker,
+whose progress the pages poll. A GET never writes.
 """
 
 from __future__ import annotations
@@ -13,17 +12,16 @@ import json
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotator.errors import Forbidden, NotFound
-from annotator.permissions import project_for_member
-from ranking import report_jobs, reports
-from ranking.models import AgreementReport
+from annotator.permissions import project_member_or_404
+from ranking import presenters, selectors
+from ranking.models import AgreementReport, JobStatus
+from ranking.services import agreement_reports
 
 
 class LimitationsForm(forms.Form):
@@ -31,47 +29,29 @@ class LimitationsForm(forms.Form):
                                   help_text="Markdown. Shown in the datasheet and its downloads.")
 
 
-def _member(request: HttpRequest, slug: str, write: bool = False):
-    try:
-        return project_for_member(request=request, slug=slug, write=write)
-    except NotFound:
-        raise Http404("No such project") from None
-    except Forbidden as exc:
-        raise PermissionDenied(exc.message) from None
-
-
-def _stored(project) -> dict:
-    """The latest succeeded report, the pending one, staleness; computes a small project's first report."""
-    latest = report_jobs.agreement_report_latest(project=project)
-    pending = report_jobs.agreement_report_pending(project=project)
-    if (latest is None and pending is None
-            and report_jobs.project_data_size(project=project) < report_jobs.SYNC_FIRST_VIEW_LIMIT):
-        latest = report_jobs.agreement_report_compute_now(project=project)
-    return {
-        "stored": latest, "pending": pending,
-        "failed": report_jobs.agreement_report_failed_since(project=project, report=latest),
-        "new_data": report_jobs.agreement_report_new_data(report=latest) if latest else None,
-    }
-
-
 @login_required
 @require_GET
 def agreement(request: HttpRequest, slug: str) -> HttpResponse:
-    project, role = _member(request, slug)
-    context = {"project": project, "role": role, **_stored(project)}
+    project, role = project_member_or_404(request, slug)
+    context = {"project": project, "role": role, **selectors.agreement_report_state(project=project)}
     if context["stored"] is not None:
-        report = reports.agreement_view(result=context["stored"].result, field=request.GET.get("field", "expertise"),
-                                        sort=request.GET.get("sort", "controversy"))
-        context.update(report=report, icc_chart=reports.icc_chart(likert=report["rich"]["likert"]))
+        context.update(presenters.agreement_page(report=context["stored"],
+                                                 field=request.GET.get("field", "expertise"),
+                                                 sort=request.GET.get("sort", "controversy")))
     return render(request, "ranking/agreement.html", context)
 
 
 @login_required
 @require_POST
 def agreement_recompute(request: HttpRequest, slug: str) -> HttpResponse:
-    project, _ = _member(request, slug, write=True)
-    report = report_jobs.agreement_report_request(project=project)
-    messages.success(request, f"Agreement report #{report.pk} queued.")
+    project, _ = project_member_or_404(request, slug, write=True)
+    report = agreement_reports.agreement_report_ask(project=project)
+    if report.status == JobStatus.SUCCEEDED:
+        messages.success(request, f"Agreement report #{report.pk} computed.")
+    elif report.status == JobStatus.FAILED:
+        messages.error(request, f"Agreement report #{report.pk} failed: {report.error}")
+    else:
+        messages.success(request, f"Agreement report #{report.pk} queued.")
     back = "ranking_reports:datasheet" if request.POST.get("next") == "datasheet" else "ranking_reports:agreement"
     return redirect(back, slug=slug)
 
@@ -79,39 +59,34 @@ def agreement_recompute(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 def agreement_report_status(request: HttpRequest, slug: str, report_id: int) -> JsonResponse:
-    project, _ = _member(request, slug)
+    project, _ = project_member_or_404(request, slug)
     report = get_object_or_404(AgreementReport, pk=report_id, project=project)
     return JsonResponse({"id": report.pk, "status": report.status, "progress": report.progress,
                          "error": report.error})
 
 
-def _sheet(project, stored: AgreementReport) -> dict:
-    return reports.datasheet_view(result=stored.result, project=project, generated_at=stored.finished_at,
-                                  report=report_jobs.agreement_report_meta(report=stored))
-
-
 def _stored_or_404(project) -> AgreementReport:
-    stored = _stored(project)["stored"]
+    stored = selectors.agreement_report_latest(project=project)
     if stored is None:
-        raise Http404("No agreement report yet; recompute it on the datasheet page.")
+        raise Http404("No agreement report yet; compute it on the datasheet page.")
     return stored
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def datasheet(request: HttpRequest, slug: str) -> HttpResponse:
-    project, role = _member(request, slug, write=request.method == "POST")
+    project, role = project_member_or_404(request, slug, write=request.method == "POST")
     form = LimitationsForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        reports.datasheet_note_update(project=project, limitations=form.cleaned_data["limitations"])
+        agreement_reports.datasheet_note_update(project=project, limitations=form.cleaned_data["limitations"])
         messages.success(request, "Known limitations saved.")
         return redirect("ranking_reports:datasheet", slug=slug)
-    context = {"project": project, "role": role, "form": form, **_stored(project)}
+    context = {"project": project, "role": role, "form": form, **selectors.agreement_report_state(project=project)}
     if context["stored"] is not None:
-        context["sheet"] = _sheet(project, context["stored"])
+        context["sheet"] = presenters.datasheet(project=project, report=context["stored"])
         context["limitations"] = context["sheet"]["limitations"]
     else:  # no report yet: the limitations can still be read and written
-        context["limitations"] = reports.datasheet_limitations(project=project)
+        context["limitations"] = selectors.datasheet_limitations(project=project)
     if request.method == "GET":
         context["form"] = LimitationsForm(initial={"limitations": context["limitations"]})
     return render(request, "ranking/datasheet.html", context)
@@ -120,8 +95,9 @@ def datasheet(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 def datasheet_markdown(request: HttpRequest, slug: str) -> HttpResponse:
-    project, _ = _member(request, slug)
-    text = render_to_string("ranking/datasheet.md", {"sheet": _sheet(project, _stored_or_404(project))})
+    project, _ = project_member_or_404(request, slug)
+    sheet = presenters.datasheet(project=project, report=_stored_or_404(project))
+    text = render_to_string("ranking/datasheet.md", {"sheet": sheet})
     response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{project.slug}-datasheet.md"'
     return response
@@ -130,8 +106,9 @@ def datasheet_markdown(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 def datasheet_json(request: HttpRequest, slug: str) -> HttpResponse:
-    project, _ = _member(request, slug)
-    body = json.dumps(_sheet(project, _stored_or_404(project)), cls=DjangoJSONEncoder, indent=2, ensure_ascii=False)
+    project, _ = project_member_or_404(request, slug)
+    sheet = presenters.datasheet(project=project, report=_stored_or_404(project))
+    body = json.dumps(sheet, cls=DjangoJSONEncoder, indent=2, ensure_ascii=False)
     response = HttpResponse(body, content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{project.slug}-datasheet.json"'
     return response

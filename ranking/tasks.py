@@ -1,8 +1,17 @@
-"""Celery tasks of the ranking app: thin edges that take ids and call services."""
+"""Celery tasks of the ranking app: thin edges that take ids and call services.
+
+Every job task is idempotent (:mod:`ranking.jobs`), acknowledged late and re-queued if its worker
+dies; its hard time limit stays below the broker's visibility timeout
+(``CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]``, checked in the tests).
+"""
 
 from celery import shared_task
 
-from ranking import fitting, report_jobs, services
+from ranking import jobs
+from ranking.services import agreement_reports, fit_runs
+
+FIT_TIME_LIMIT_S = 1900
+REPORT_TIME_LIMIT_S = 960
 
 
 @shared_task(
@@ -10,20 +19,14 @@ from ranking import fitting, report_jobs, services
     ignore_result=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(fitting.TransientFitError,),
+    autoretry_for=(jobs.TransientJobError,),
     max_retries=3,
     retry_backoff=True,
-    soft_time_limit=1800,
-    time_limit=1900,
+    soft_time_limit=FIT_TIME_LIMIT_S - 100,
+    time_limit=FIT_TIME_LIMIT_S,
 )
 def fit_run_execute(fit_run_id: int) -> None:
-    fitting.fit_run_execute(fit_run_id=fit_run_id)
-
-
-@shared_task(name="ranking.fit_sweep", ignore_result=True, acks_late=True, reject_on_worker_lost=True,
-             soft_time_limit=120, time_limit=150)
-def fit_sweep() -> None:
-    services.fit_sweep()
+    fit_runs.fit_run_execute(fit_run_id=fit_run_id)
 
 
 @shared_task(
@@ -31,11 +34,23 @@ def fit_sweep() -> None:
     ignore_result=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(report_jobs.TransientReportError,),
+    autoretry_for=(jobs.TransientJobError,),
     max_retries=3,
     retry_backoff=True,
-    soft_time_limit=900,
-    time_limit=960,
+    soft_time_limit=REPORT_TIME_LIMIT_S - 60,
+    time_limit=REPORT_TIME_LIMIT_S,
 )
 def agreement_report_execute(report_id: int) -> None:
-    report_jobs.agreement_report_execute(report_id=report_id)
+    agreement_reports.agreement_report_execute(report_id=report_id)
+
+
+@shared_task(name="ranking.fit_sweep", ignore_result=True, acks_late=True, reject_on_worker_lost=True,
+             soft_time_limit=120, time_limit=150)
+def fit_sweep() -> None:
+    fit_runs.fit_sweep()
+
+
+@shared_task(name="ranking.jobs_sweep", ignore_result=True, acks_late=True, reject_on_worker_lost=True,
+             soft_time_limit=60, time_limit=90)
+def jobs_sweep() -> None:
+    jobs.jobs_sweep()

@@ -10,10 +10,11 @@ from rest_framework.test import APIClient
 
 from annotator import services as annotator_services
 from annotator.errors import InvalidInput
-from ranking import selectors, services, tasks
+from ranking import selectors, tasks
 from ranking.core.bt import fit_bt
-from ranking.fitting import comparison_data
+from ranking.loaders import comparison_data
 from ranking.models import FitRun, ItemScore, RaterItemOffset
+from ranking.services import fit_runs
 from tests.conftest import ready_rater
 from tests.factories import ItemFactory, UserFactory
 
@@ -28,7 +29,7 @@ def judged(researcher, monkeypatch):
     the same on every run.
     """
     sides = np.random.default_rng(1)
-    monkeypatch.setattr("annotator.services.secrets.randbelow", lambda n: int(sides.integers(n)))
+    monkeypatch.setattr("annotator.services.assignments.secrets.randbelow", lambda n: int(sides.integers(n)))
     project = annotator_services.project_create(owner=researcher, name="Judged", overlap=8)
     items = [ItemFactory(project=project, prompt="p") for _ in range(6)]
     annotator_services.instruction_version_create(project=project, text="Choose.", created_by=researcher)
@@ -50,7 +51,7 @@ def judged(researcher, monkeypatch):
 
 def test_bt_fit_runs_and_matches_the_core(judged):
     project, items = judged
-    run = services.fit_run_request(project=project, params={"alpha": 0.01})
+    run = fit_runs.fit_run_request(project=project, params={"alpha": 0.01})
     tasks.fit_run_execute(run.pk)
     run.refresh_from_db()
     assert run.status == "succeeded", run.error
@@ -69,7 +70,7 @@ def test_bt_fit_runs_and_matches_the_core(judged):
 
 def test_repeated_delivery_is_a_no_op(judged):
     project, _ = judged
-    run = services.fit_run_request(project=project)
+    run = fit_runs.fit_run_request(project=project)
     tasks.fit_run_execute(run.pk)
     run.refresh_from_db()
     finished, scores = run.finished_at, list(ItemScore.objects.filter(fit=run).values_list("pk", flat=True))
@@ -97,7 +98,7 @@ def test_older_automatic_run_is_superseded(judged):
 
 def test_disconnected_data_fails_with_a_named_reason(researcher):
     project = annotator_services.project_create(owner=researcher, name="Disconnected", overlap=1)
-    a, b = ItemFactory(project=project, prompt="x"), ItemFactory(project=project, prompt="x")
+    _a, _b = ItemFactory(project=project, prompt="x"), ItemFactory(project=project, prompt="x")
     annotator_services.instruction_version_create(project=project, text="Choose.", created_by=researcher)
     annotator_services.tasks_generate_within_prompt(project=project)
     rater = ready_rater(project)
@@ -105,7 +106,7 @@ def test_disconnected_data_fails_with_a_named_reason(researcher):
     annotator_services.judgment_create(rater=rater, assignment_id=assignment.pk, choice="left",
                                        idempotency_key=uuid.uuid4(),
                                        instruction_version_id=rater.acknowledged_instruction_id)
-    run = services.fit_run_request(project=project, params={"alpha": 0.0})
+    run = fit_runs.fit_run_request(project=project, params={"alpha": 0.0})
     tasks.fit_run_execute(run.pk)
     run.refresh_from_db()
     assert run.status == "failed"
@@ -114,7 +115,7 @@ def test_disconnected_data_fails_with_a_named_reason(researcher):
 
 def test_time_decay_weights_recent_judgments(judged):
     project, _ = judged
-    run = services.fit_run_request(project=project, params={"half_life_days": 30})
+    run = fit_runs.fit_run_request(project=project, params={"half_life_days": 30})
     tasks.fit_run_execute(run.pk)
     run.refresh_from_db()
     assert run.status == "succeeded"
@@ -128,14 +129,14 @@ def test_time_decay_weights_recent_judgments(judged):
 def test_bad_fit_parameters_are_refused(judged, params, field):
     project, _ = judged
     with pytest.raises(InvalidInput) as exc:
-        services.fit_run_request(project=project, params=params)
+        fit_runs.fit_run_request(project=project, params=params)
     assert exc.value.field == field
     assert not FitRun.objects.filter(project=project).exists()
 
 
 def test_hierarchical_fit_stores_sparse_personal_offsets(judged):
-    project, items = judged
-    run = services.fit_run_request(project=project, model="hbt", params={"tau": 0.5})
+    project, _items = judged
+    run = fit_runs.fit_run_request(project=project, model="hbt", params={"tau": 0.5})
     tasks.fit_run_execute(run.pk)
     run.refresh_from_db()
     assert run.status == "succeeded", run.error
@@ -156,17 +157,31 @@ def test_hierarchical_fit_stores_sparse_personal_offsets(judged):
 def test_sweep_refits_stale_projects(judged, django_capture_on_commit_callbacks):
     project, _ = judged
     with django_capture_on_commit_callbacks(execute=False):
-        assert services.fit_sweep() == 1
+        assert fit_runs.fit_sweep() == 1
     assert FitRun.objects.filter(project=project, status="queued", automatic=True).count() == 1
     with django_capture_on_commit_callbacks(execute=False):
-        assert services.fit_sweep() == 0  # one is already pending
+        assert fit_runs.fit_sweep() == 0  # one is already pending
 
 
 def test_task_names_are_stable():
     assert tasks.fit_run_execute.name == "ranking.fit_run_execute"
     assert tasks.fit_sweep.name == "ranking.fit_sweep"
+    assert tasks.jobs_sweep.name == "ranking.jobs_sweep"
     assert tasks.fit_run_execute.acks_late and tasks.fit_run_execute.reject_on_worker_lost
     assert tasks.fit_run_execute.max_retries == 3
+
+
+def test_time_limits_stay_below_the_visibility_timeout_and_the_lease_is_renewed_often(settings):
+    """A message is redelivered only after its task could have finished; a lease outlives several beats."""
+    from config import settings as production
+
+    visibility = 3600  # the Redis default we set (PREFLAB_VISIBILITY_TIMEOUT_S)
+    if str(production.CELERY_BROKER_URL).startswith("redis"):
+        visibility = production.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    for task in (tasks.fit_run_execute, tasks.agreement_report_execute, tasks.fit_sweep, tasks.jobs_sweep):
+        assert task.soft_time_limit < task.time_limit < visibility, task.name
+    assert production.PREFLAB_JOB_HEARTBEAT_S * 3 <= production.PREFLAB_JOB_LEASE_S
+    assert production.PREFLAB_JOB_REPUBLISH_AFTER_S > production.PREFLAB_AUTO_FIT_DELAY_S
 
 
 def test_fit_api_and_pages(judged, client):

@@ -14,11 +14,13 @@ from annotator import selectors, services
 from annotator.errors import InvalidInput
 from annotator.forms import ProjectForm
 from annotator.models import Assignment, Judgment, Task
-from ranking import fitting, reports
-from ranking.core import agreement
+from ranking import loaders, presenters
+from ranking.core import agreement, pairwise
+from ranking.services import agreement_reports, fit_runs
 from tests.conftest import ready_rater
 from tests.factories import ItemFactory
 from tests.integration.test_permissions import token_client
+from tests.integration.test_reports import intra_rater
 
 pytestmark = pytest.mark.django_db
 
@@ -137,7 +139,7 @@ def test_intra_rater_consistency_equals_a_hand_count_and_repeats_stay_out_of_fit
     n_flip = sum(a.is_repeat for a in flipper_stream)
     assert n_steady >= 5 and n_flip >= 5  # P(fewer) is negligible at rate 0.5 over 28 tasks
 
-    result = reports.intra_rater_consistency(project=project)
+    result = intra_rater(project)
     assert (result["n_repeated"], result["n_consistent"]) == (n_steady + n_flip, n_steady)
     assert result["consistent_share"] == pytest.approx(n_steady / (n_steady + n_flip))
     low, high = agreement.wilson_interval(n_steady, n_steady + n_flip)
@@ -149,28 +151,29 @@ def test_intra_rater_consistency_equals_a_hand_count_and_repeats_stay_out_of_fit
     assert [r["rater"] for r in result["low"]] == [flipper.public_id]
 
     # Opinions per pair and kappa see exactly the two first answers of each pair.
-    rows = reports.pairwise_rows(project=project)
+    rows = loaders.pairwise_rows(project=project)
     assert rows.n == 56
-    opinions = reports.pair_opinions(rows=rows, item_names={}, limit=100)
+    opinions = pairwise.pair_opinions(rows=rows, item_names={}, limit=100)
     assert all(p["n"] == 2 for p in opinions["rows"]) and opinions["n_pairs"] == 28
-    assert reports.pairwise_agreement(rows=rows, with_ci=False)["fleiss_kappa"]["m"] == 2
+    assert pairwise.pairwise_agreement(rows=rows, with_ci=False)["fleiss_kappa"]["m"] == 2
 
     # Fits leave repeats out by default; asking for them includes them.
     cutoff = Judgment.objects.filter(project=project).latest("id").pk
-    data = fitting.comparison_data(project_id=project.pk, cutoff_judgment_id=cutoff,
-                                   params=fitting.validate_params(model="bt", params={}))
+    data = loaders.comparison_data(project_id=project.pk, cutoff_judgment_id=cutoff,
+                                   params=fit_runs.validate_params(model="bt", params={}))
     repeat_ids = set(Judgment.objects.filter(project=project, is_repeat=True).values_list("id", flat=True))
     assert len(repeat_ids) == n_steady + n_flip
     assert data.judgment_ids.size == 56 and not repeat_ids & set(data.judgment_ids.tolist())
-    params = fitting.validate_params(model="bt", params={"include_repeats": True})
-    assert fitting.comparison_data(project_id=project.pk, cutoff_judgment_id=cutoff,
+    params = fit_runs.validate_params(model="bt", params={"include_repeats": True})
+    assert loaders.comparison_data(project_id=project.pk, cutoff_judgment_id=cutoff,
                                    params=params).judgment_ids.size == 56 + len(repeat_ids)
 
     # The stored report carries it, and the page shows it.
-    computed = reports.agreement_compute(project=project)
+    computed = agreement_reports.agreement_compute(project=project)
     assert computed["intra_rater"]["n_consistent"] == n_steady
-    view = reports.agreement_view(result=computed)
+    view = presenters.agreement_view(result=computed)
     assert view["intra_rater"]["low"][0]["rater"] == flipper.public_id
+    agreement_reports.agreement_report_compute_now(project=project)
     client.force_login(researcher)
     page = client.get(reverse("ranking_reports:agreement", args=[project.slug])).content.decode()
     assert f"{n_steady + n_flip} pairs answered twice by the same rater (2 raters)" in page
@@ -183,14 +186,14 @@ def test_intra_rater_consistency_counts_ties_both_times_as_the_same(researcher):
     project = repeat_project(researcher, n_items=8, overlap=1, repeat_rate=0.5)
     rater = ready_rater(project)
     stream = answer_all(rater, lambda a: "tie")
-    result = reports.intra_rater_consistency(project=project)
+    result = intra_rater(project)
     assert result["n_repeated"] == result["n_consistent"] == sum(a.is_repeat for a in stream) > 0
 
 
 def test_no_repeats_when_the_rate_is_zero(project, rater):
     stream = answer_all(rater, prefer_lower_id)
     assert len(stream) == 6 and not any(a.is_repeat for a in stream)
-    assert reports.intra_rater_consistency(project=project)["n_repeated"] == 0
+    assert intra_rater(project)["n_repeated"] == 0
 
 
 @pytest.mark.parametrize("bad", [-0.1, 0.51, 1, "0.2", True])

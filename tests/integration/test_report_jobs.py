@@ -4,14 +4,26 @@ import json
 
 import numpy as np
 import pytest
+from django.core.serializers.json import DjangoJSONEncoder
 from django.urls import reverse
 
 from annotator import services
-from annotator.models import Judgment
-from ranking import report_jobs, reports, tasks
-from ranking.models import AgreementReport
+from annotator.models import DEMOGRAPHIC_FIELDS, Judgment
+from ranking import jobs, loaders, tasks
+from ranking.core import pairwise
+from ranking.core.ratings import OPINION_SORTS
+from ranking.models import DEFAULT_ALPHA, AgreementReport
+from ranking.services import agreement_reports
+from ranking.services.agreement_reports import report_jsonable
 from tests.factories import UserFactory
-from tests.integration.test_reports import judge_all, make_rater, new_project, noisy_bt
+from tests.integration.test_reports import (
+    datasheet_build,
+    group_breakdown,
+    judge_all,
+    make_rater,
+    new_project,
+    noisy_bt,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +32,7 @@ pytestmark = pytest.mark.django_db
 def enqueued(monkeypatch):
     """Report ids handed to the broker (the true boundary), instead of a real broker."""
     ids = []
-    monkeypatch.setattr(tasks.agreement_report_execute, "delay", lambda report_id: ids.append(report_id))
+    monkeypatch.setattr(jobs, "broker_send", lambda *, task_name, job_id, countdown=None: ids.append(job_id))
     return ids
 
 
@@ -37,9 +49,14 @@ def judged(researcher):
     return project
 
 
+def _claim(report):
+    """What a first worker does with the report: take its lease (and nothing else yet)."""
+    return jobs.job_claim(kind="agreement_report", job_id=report.pk, owner="worker-1")
+
+
 def _request(project, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        return report_jobs.agreement_report_request(project=project)
+        return agreement_reports.agreement_report_request(project=project)
 
 
 def test_task_stores_exactly_what_the_compute_functions_return(judged, client, researcher, enqueued,
@@ -56,32 +73,30 @@ def test_task_stores_exactly_what_the_compute_functions_return(judged, client, r
     assert json.loads(json.dumps(stored, allow_nan=False)) == stored  # strict JSON, as PostgreSQL's jsonb wants
 
     # Section by section, the stored report is what the existing functions return, made JSON data.
-    rows = reports.pairwise_rows(project=project)
-    names = reports._item_names(project)
-    assert stored["pairwise"] == reports.report_jsonable(reports.pairwise_agreement(rows=rows))
+    rows = loaders.pairwise_rows(project=project)
+    names = loaders.item_names(project=project)
+    assert stored["pairwise"] == report_jsonable(pairwise.pairwise_agreement(rows=rows))
     assert stored["pairwise"]["n_judgments"] == 12 * 15 and stored["pairwise"]["fleiss_kappa"]["value"] is not None
-    for sort in reports.OPINION_SORTS:
-        assert stored["opinions"][sort] == reports.report_jsonable(
-            reports.pair_opinions(rows=rows, item_names=names, sort=sort))
-    assert stored["quality"] == reports.report_jsonable(
-        reports.rater_quality(rows=rows, public_ids=reports._public_ids(project)))
-    for field in reports.DEMOGRAPHIC_FIELDS:
-        assert stored["groups"][field] == reports.report_jsonable(reports.group_breakdown(
-            rows=rows, groups_by_rater=reports.rater_groups(project=project, field=field), field=field,
-            item_names=names))
+    for sort in OPINION_SORTS:
+        assert stored["opinions"][sort] == report_jsonable(
+            pairwise.pair_opinions(rows=rows, item_names=names, sort=sort))
+    assert stored["quality"] == report_jsonable(
+        pairwise.rater_quality(rows=rows, public_ids=loaders.public_ids(project=project), alpha=DEFAULT_ALPHA))
+    for field in DEMOGRAPHIC_FIELDS:
+        assert stored["groups"][field] == report_jsonable(group_breakdown(project, rows, field=field, item_names=names))
     assert stored["groups"]["expertise"]["lr_test"]["statistic"] is not None
-    assert stored["rich"] == reports.report_jsonable(reports.rich_agreement(project=project))
+    assert stored["rich"] == report_jsonable(agreement_reports.rich_agreement(project=project))
 
     # Pages and downloads read the stored report.
     client.force_login(researcher)
     page = client.get(reverse("ranking_reports:agreement", args=[project.slug]) + "?field=country").content.decode()
     assert f"Report #{report.pk}, computed" in page and "No new data since." in page and "Groups: Country" in page
     sheet = client.get(reverse("ranking_reports:datasheet_json", args=[project.slug])).json()
-    direct = json.loads(json.dumps(reports.datasheet_build(project=project), cls=reports.DjangoJSONEncoder))
+    direct = json.loads(json.dumps(datasheet_build(project), cls=DjangoJSONEncoder))
     assert sheet.pop("report")["id"] == report.pk
     assert sheet.pop("generated_at") and direct.pop("generated_at")
     assert sheet == direct
-    assert list(sheet["group_differences"]) == list(reports.DEMOGRAPHIC_FIELDS)
+    assert list(sheet["group_differences"]) == list(DEMOGRAPHIC_FIELDS)
     markdown = client.get(reverse("ranking_reports:datasheet_md", args=[project.slug])).content.decode()
     assert f"report #{report.pk}: judgments up to #{report.cutoff_judgment_id}" in markdown
     assert AgreementReport.objects.filter(project=project).count() == 1  # no page computed another
@@ -102,28 +117,34 @@ def test_second_delivery_is_a_no_op(judged, enqueued, django_capture_on_commit_c
 
 def test_running_report_is_left_to_its_worker(judged, enqueued, django_capture_on_commit_callbacks):
     report = _request(judged, django_capture_on_commit_callbacks)
-    assert report_jobs._claim(report.pk) is not None  # a first worker took it
-    tasks.agreement_report_execute(report.pk)  # a duplicate delivery meanwhile
+    assert _claim(report) is not None  # a first worker took it
+    tasks.agreement_report_execute(report.pk)  # a duplicate delivery meanwhile: its lease is live
     report.refresh_from_db()
-    assert report.status == "running" and report.result == {}
+    assert report.status == "running" and report.result == {} and report.lease_owner == "worker-1"
 
 
 def test_requests_coalesce_onto_the_queued_report(judged, enqueued, django_capture_on_commit_callbacks):
     first = _request(judged, django_capture_on_commit_callbacks)
     second = _request(judged, django_capture_on_commit_callbacks)
     assert second.pk == first.pk and enqueued == [first.pk]
-    report_jobs._claim(first.pk)  # running now: its cut-off is fixed, so a new request queues a new report
+    _claim(first)  # running now: its cut-off is fixed, so a new request queues a new report
     third = _request(judged, django_capture_on_commit_callbacks)
     assert third.pk != first.pk and enqueued == [first.pk, third.pk]
     assert AgreementReport.objects.filter(project=judged, status="queued").count() == 1
 
 
 def test_report_uses_data_up_to_its_cutoff_and_the_page_counts_the_rest(judged, client, researcher, enqueued,
+                                                                       monkeypatch,
                                                                        django_capture_on_commit_callbacks):
     report = _request(judged, django_capture_on_commit_callbacks)
-    report_jobs._claim(report.pk)
-    assert judge_all(make_rater(judged), lambda left, right: "left", limit=3) == 3  # arrives while it runs
-    report_jobs._compute_and_store(AgreementReport.objects.select_related("project").get(pk=report.pk))
+    compute = agreement_reports.agreement_compute
+
+    def late_data_then_compute(**kwargs):  # the claim fixed the cut-offs; then new judgments arrive
+        assert judge_all(make_rater(judged), lambda left, right: "left", limit=3) == 3
+        return compute(**kwargs)
+
+    monkeypatch.setattr(agreement_reports, "agreement_compute", late_data_then_compute)
+    tasks.agreement_report_execute(report.pk)
     report.refresh_from_db()
     assert report.result["pairwise"]["n_judgments"] == 12 * 15 == report.result["counts"]["judgments"]
     assert sum(v["n_judgments"] for v in report.result["instruction_versions"]) == 12 * 15
@@ -134,13 +155,13 @@ def test_report_uses_data_up_to_its_cutoff_and_the_page_counts_the_rest(judged, 
 
 def test_failure_is_recorded_with_its_reason(judged, enqueued, monkeypatch, client, researcher,
                                              django_capture_on_commit_callbacks):
-    ok = report_jobs.agreement_report_compute_now(project=judged)
+    ok = agreement_reports.agreement_report_compute_now(project=judged)
     report = _request(judged, django_capture_on_commit_callbacks)
 
     def broken(**kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(reports, "agreement_compute", broken)
+    monkeypatch.setattr(agreement_reports, "agreement_compute", broken)
     with pytest.raises(RuntimeError):
         tasks.agreement_report_execute(report.pk)
     report.refresh_from_db()
@@ -153,11 +174,11 @@ def test_failure_is_recorded_with_its_reason(judged, enqueued, monkeypatch, clie
 
 def test_large_project_waits_for_the_worker_with_a_progress_bar(judged, client, researcher, monkeypatch, enqueued,
                                                                  django_capture_on_commit_callbacks):
-    monkeypatch.setattr(report_jobs, "SYNC_FIRST_VIEW_LIMIT", 100)  # 180 judgments: "large"
+    monkeypatch.setattr(agreement_reports, "SYNC_COMPUTE_LIMIT", 100)  # 180 judgments: "large"
     client.force_login(researcher)
     url = reverse("ranking_reports:agreement", args=[judged.slug])
     page = client.get(url).content.decode()
-    assert "No agreement report yet." in page and "Recompute" in page
+    assert "No agreement report yet." in page and ">Compute</button>" in page
     assert not AgreementReport.objects.exists()
     assert client.get(reverse("ranking_reports:datasheet_json", args=[judged.slug])).status_code == 404
     datasheet_url = reverse("ranking_reports:datasheet", args=[judged.slug])
@@ -171,21 +192,29 @@ def test_large_project_waits_for_the_worker_with_a_progress_bar(judged, client, 
     assert enqueued == [report.pk]
     status_url = reverse("ranking_reports:agreement_report_status", args=[judged.slug, report.pk])
     page = client.get(url).content.decode()
-    assert f'data-status-url="{status_url}"' in page and "is <span class=\"status\">queued</span>" in page
+    assert f'data-job-status-url="{status_url}"' in page and "is <span class=\"status\">queued</span>" in page
     assert client.get(status_url).json() == {"id": report.pk, "status": "queued", "progress": 0.0, "error": ""}
     tasks.agreement_report_execute(report.pk)
     assert client.get(status_url).json()["status"] == "succeeded"
     page = client.get(url).content.decode()
-    assert f"Report #{report.pk}, computed" in page and "data-status-url" not in page
+    assert f"Report #{report.pk}, computed" in page and "data-job-status-url" not in page
     sheet = client.get(reverse("ranking_reports:datasheet", args=[judged.slug])).content.decode()
     assert f"from report #{report.pk}" in sheet
 
 
-def test_small_project_computes_its_first_report_on_view_and_stores_it(project, client, researcher):
+def test_pages_never_write_and_a_small_project_computes_at_once_on_request(project, client, researcher, enqueued):
     client.force_login(researcher)
-    page = client.get(reverse("ranking_reports:datasheet", args=[project.slug])).content.decode()
+    for name in ("agreement", "datasheet"):
+        page = client.get(reverse(f"ranking_reports:{name}", args=[project.slug])).content.decode()
+        assert "No agreement report yet." in page
+    assert client.get(reverse("ranking_reports:datasheet_json", args=[project.slug])).status_code == 404
+    assert not AgreementReport.objects.exists()  # a GET writes nothing
+    response = client.post(reverse("ranking_reports:agreement_recompute", args=[project.slug]),
+                           {"next": "datasheet"})
+    assert response.status_code == 302 and enqueued == []  # small: computed in the request, not queued
     (report,) = AgreementReport.objects.filter(project=project)
-    assert report.status == "succeeded" and report.cutoff_judgment_id is None
+    assert report.status == "succeeded" and report.cutoff_judgment_id is None and report.attempts == 1
+    page = client.get(reverse("ranking_reports:datasheet", args=[project.slug])).content.decode()
     assert f"from report #{report.pk}" in page
     client.get(reverse("ranking_reports:agreement", args=[project.slug]))
     assert AgreementReport.objects.filter(project=project).count() == 1
@@ -193,7 +222,7 @@ def test_small_project_computes_its_first_report_on_view_and_stores_it(project, 
 
 def test_permissions_on_status_and_recompute(project, researcher, client, enqueued,
                                             django_capture_on_commit_callbacks):
-    report = report_jobs.agreement_report_compute_now(project=project)
+    report = agreement_reports.agreement_report_compute_now(project=project)
     status_url = reverse("ranking_reports:agreement_report_status", args=[project.slug, report.pk])
     recompute_url = reverse("ranking_reports:agreement_recompute", args=[project.slug])
     page_url = reverse("ranking_reports:agreement", args=[project.slug])
@@ -211,14 +240,15 @@ def test_permissions_on_status_and_recompute(project, researcher, client, enqueu
     assert "Recompute" not in client.get(page_url).content.decode()
     assert AgreementReport.objects.count() == 1 and enqueued == []
     other, _ = new_project(researcher, 2, overlap=1)  # a report id of another project is not found here
-    other_report = report_jobs.agreement_report_compute_now(project=other)
+    other_report = agreement_reports.agreement_report_compute_now(project=other)
     client.force_login(researcher)
     assert client.get(reverse("ranking_reports:agreement_report_status",
                               args=[project.slug, other_report.pk])).status_code == 404
     assert client.get(recompute_url).status_code == 405
     with django_capture_on_commit_callbacks(execute=True):
         assert client.post(recompute_url).status_code == 302
-    assert enqueued == [AgreementReport.objects.get(project=project, status="queued").pk]
+    assert enqueued == []  # a small project's report is computed in the request
+    assert AgreementReport.objects.filter(project=project, status="succeeded").count() == 2
 
 
 def test_task_name_is_stable():

@@ -8,12 +8,34 @@ import pytest
 from django.urls import reverse
 
 from annotator import selectors, services
-from annotator.models import Judgment
-from ranking import reports
-from ranking.core import agreement
+from annotator.models import Judgment, demographic_field_label
+from ranking import loaders, presenters
+from ranking.core import agreement, pairwise
+from ranking.models import DEFAULT_ALPHA
+from ranking.services import agreement_reports
 from tests.factories import ItemFactory, RaterFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
+
+
+def intra_rater(project):
+    """Intra-rater consistency of the project's repeats, as the agreement report computes it."""
+    return pairwise.intra_rater_consistency(repeats=loaders.repeat_pairs(project=project),
+                                            public_ids=loaders.public_ids(project=project),
+                                            repeat_rate=project.repeat_rate)
+
+
+def group_breakdown(project, rows, field="expertise", item_names=None):
+    """The report's group breakdown of ``rows`` by a demographic field."""
+    return pairwise.group_breakdown(rows=rows, groups_by_rater=loaders.rater_groups(project=project, field=field),
+                                    field=field, field_label=demographic_field_label(field),
+                                    labels=loaders.demographic_labels(field=field), item_names=item_names or {},
+                                    alpha=DEFAULT_ALPHA)
+
+
+def datasheet_build(project):
+    """The datasheet computed now from all current data (no stored report)."""
+    return presenters.datasheet_view(result=agreement_reports.agreement_compute(project=project), project=project)
 
 
 def make_rater(project, prolific_pid="", **demographics):
@@ -69,16 +91,17 @@ def test_pair_shares_and_wilson_interval_on_a_hand_made_pair(researcher, client)
     for i in range(10):
         winner = a.pk if i < 7 else b.pk
         judge_all(make_rater(project), lambda left, right, w=winner: "left" if left == w else "right")
-    rows = reports.pairwise_rows(project=project)
-    opinions = reports.pair_opinions(rows=rows, item_names={})
+    rows = loaders.pairwise_rows(project=project)
+    opinions = pairwise.pair_opinions(rows=rows, item_names={})
     (pair,) = opinions["rows"]
     assert (pair["n"], pair["n_a"], pair["n_b"], pair["n_tie"]) == (10, 7, 3, 0)
     assert pair["share_a"] == pytest.approx(0.7) and pair["majority_share"] == pytest.approx(0.7)
     assert pair["wilson_a"] == pytest.approx([0.396778, 0.892209], abs=2e-6)  # Wilson (1927), z = 1.96
-    summary = reports.pairwise_agreement(rows=rows, with_ci=False)
+    summary = pairwise.pairwise_agreement(rows=rows, with_ci=False)
     assert summary["mean_majority_share"] == pytest.approx(0.7)
     assert summary["fleiss_kappa"]["m"] == 10 and summary["fleiss_kappa"]["n_pairs"] == 1
-    assert reports.intra_rater_consistency(project=project)["n_repeated"] == 0
+    assert intra_rater(project)["n_repeated"] == 0
+    agreement_reports.agreement_report_compute_now(project=project)  # as the Compute button does
     client.force_login(researcher)
     page = client.get(reverse("ranking_reports:agreement", args=[project.slug]))
     assert page.status_code == 200
@@ -93,16 +116,13 @@ def test_controversy_sort_puts_even_splits_first(researcher):
     for k in range(4):
         def choose(left, right, k=k):
             pair = {left, right}
-            if pair == {ids[0], ids[1]}:
-                winner = ids[0] if k < 2 else ids[1]
-            else:
-                winner = min(pair, key=ids.index)
+            winner = (ids[0] if k < 2 else ids[1]) if pair == {ids[0], ids[1]} else min(pair, key=ids.index)
             return "left" if left == winner else "right"
         judge_all(make_rater(project), choose)
-    rows = reports.pairwise_rows(project=project)
-    first = reports.pair_opinions(rows=rows, item_names={}, sort="controversy")["rows"][0]
+    rows = loaders.pairwise_rows(project=project)
+    first = pairwise.pair_opinions(rows=rows, item_names={}, sort="controversy")["rows"][0]
     assert {first["item_a_id"], first["item_b_id"]} == {ids[0], ids[1]}
-    assert reports.pair_opinions(rows=rows, item_names={}, sort="agreement")["rows"][0]["majority_share"] == 1.0
+    assert pairwise.pair_opinions(rows=rows, item_names={}, sort="agreement")["rows"][0]["majority_share"] == 1.0
 
 
 def test_cyclic_rater_is_detected(project):
@@ -118,8 +138,8 @@ def test_cyclic_rater_is_detected(project):
     assert judge_all(cyc, cyclic) == 6
     fair = make_rater(project)
     judge_all(fair, prefer(ids))
-    quality = reports.rater_quality(rows=reports.pairwise_rows(project=project),
-                                    public_ids={cyc.pk: cyc.public_id, fair.pk: fair.public_id})
+    quality = pairwise.rater_quality(rows=loaders.pairwise_rows(project=project),
+                                     public_ids={cyc.pk: cyc.public_id, fair.pk: fair.public_id}, alpha=DEFAULT_ALPHA)
     by_id = {r["rater"]: r for r in quality["raters"]}
     assert (by_id[cyc.public_id]["n_triads"], by_id[cyc.public_id]["n_cyclic"]) == (4, 1)
     assert (by_id[fair.public_id]["n_triads"], by_id[fair.public_id]["n_cyclic"]) == (4, 0)
@@ -143,9 +163,8 @@ def test_lr_test_detects_groups_that_rank_in_reverse(researcher):
     project, _ = _two_group_project(researcher, reverse_second=True, seed=1)
     small = make_rater(project, expertise="photographer")
     judge_all(small, lambda left, right: "tie", limit=3)
-    rows = reports.pairwise_rows(project=project)
-    result = reports.group_breakdown(rows=rows, field="expertise", item_names={},
-                                     groups_by_rater=reports.rater_groups(project=project, field="expertise"))
+    rows = loaders.pairwise_rows(project=project)
+    result = group_breakdown(project, rows)
     lr = result["lr_test"]
     assert lr["df"] == 5 and lr["n_common"] == 6
     assert lr["p"] < 0.01
@@ -162,11 +181,10 @@ def test_lr_test_finds_nothing_when_groups_agree(researcher, monkeypatch):
     # Left/right sides are drawn with `secrets`; seed them too so that this null case is deterministic
     # (the test's calibration over many null simulations is in tests/unit/test_consistency.py).
     sides = np.random.default_rng(2)
-    monkeypatch.setattr("annotator.services.secrets.randbelow", lambda n: int(sides.integers(n)))
+    monkeypatch.setattr("annotator.services.assignments.secrets.randbelow", lambda n: int(sides.integers(n)))
     project, _ = _two_group_project(researcher, reverse_second=False, seed=2)
-    rows = reports.pairwise_rows(project=project)
-    lr = reports.group_breakdown(rows=rows, field="expertise", item_names={},
-                                 groups_by_rater=reports.rater_groups(project=project, field="expertise"))["lr_test"]
+    rows = loaders.pairwise_rows(project=project)
+    lr = group_breakdown(project, rows)["lr_test"]
     assert lr["p"] > 0.05
 
 
@@ -177,8 +195,8 @@ def test_outlier_rater_is_flagged_not_dropped(researcher):
         judge_all(make_rater(project), prefer(ids))
     contrarian = make_rater(project)
     judge_all(contrarian, prefer(ids[::-1]))
-    quality = reports.rater_quality(rows=reports.pairwise_rows(project=project),
-                                    public_ids=reports._public_ids(project))
+    quality = pairwise.rater_quality(rows=loaders.pairwise_rows(project=project),
+                                     public_ids=loaders.public_ids(project=project), alpha=DEFAULT_ALPHA)
     flagged = [r for r in quality["raters"] if r["flagged"]]
     assert [r["rater"] for r in flagged] == [contrarian.public_id]
     assert flagged[0]["loo_agreement"] == 0.0 and flagged[0]["bt_agreement"] == 0.0
@@ -194,8 +212,9 @@ def test_datasheet_counts_versions_and_no_external_ids(researcher, client):
     second = make_rater(project, prolific_pid="PIDSECRET0002", gender="prefer_not")
     judge_all(second, prefer(ids), limit=3)
     RaterFactory(project=project, prolific_pid="PIDSECRET0003")  # joined, never answered demographics
-    reports.datasheet_note_update(project=project, limitations="Only *two* raters.")
+    agreement_reports.datasheet_note_update(project=project, limitations="Only *two* raters.")
 
+    agreement_reports.agreement_report_compute_now(project=project)  # as the Compute button does
     client.force_login(researcher)
     response = client.get(reverse("ranking_reports:datasheet_json", args=[project.slug]))
     assert response.status_code == 200
@@ -224,12 +243,14 @@ def test_datasheet_counts_versions_and_no_external_ids(researcher, client):
 def test_instruction_script_is_not_rendered(researcher, client):
     project, _ = new_project(researcher, 2, overlap=1)
     services.instruction_version_create(project=project, text="<script>alert(1)</script> Hi", created_by=researcher)
+    agreement_reports.agreement_report_compute_now(project=project)  # as the Compute button does
     client.force_login(researcher)
     page = client.get(reverse("ranking_reports:datasheet", args=[project.slug])).content.decode()
     assert "<script>alert(1)</script>" not in page
 
 
 def test_empty_project_renders_and_says_so(project, client, researcher):
+    agreement_reports.agreement_report_compute_now(project=project)  # as the Compute button does
     client.force_login(researcher)
     page = client.get(reverse("ranking_reports:agreement", args=[project.slug])).content.decode()
     assert "No judgments yet." in page and "No Likert data yet" in page
@@ -245,6 +266,7 @@ def test_pages_for_members_only(project, researcher, client, name):
     judge_all(make_rater(project), lambda left, right: "left")
     url = reverse(name, args=[project.slug])
     assert client.get(url).status_code == 302  # anonymous: to the login page
+    agreement_reports.agreement_report_compute_now(project=project)  # as the Compute button does
     client.force_login(UserFactory())
     assert client.get(url).status_code == 404
     viewer = UserFactory()
@@ -261,7 +283,7 @@ def test_viewer_cannot_edit_limitations(project, client):
     client.force_login(viewer)
     url = reverse("ranking_reports:datasheet", args=[project.slug])
     assert client.post(url, {"limitations": "hijack"}).status_code == 403
-    assert reports.datasheet_build(project=project)["limitations"] == ""
+    assert datasheet_build(project)["limitations"] == ""
 
 
 def test_researcher_saves_limitations(project, client, researcher):
@@ -297,7 +319,7 @@ def test_likert_and_checklist_agreement_from_annotations(researcher, client):
                 kwargs = {"checklist": {"hands_ok": quality[item_id] >= 3}}
             services.annotation_create(rater=rater, assignment_id=assignment.pk, idempotency_key=uuid.uuid4(),
                                        instruction_version_id=rater.acknowledged_instruction_id, **kwargs)
-    rich = reports.rich_agreement(project=project)
+    rich = agreement_reports.rich_agreement(project=project)
     overall = next(d for d in rich["likert"] if d["name"] == "overall")
     matrix = np.array([submitted[item.pk] for item in sorted(items, key=lambda i: i.pk)], dtype=float)
     expected = agreement.icc(matrix)
@@ -307,6 +329,7 @@ def test_likert_and_checklist_agreement_from_annotations(researcher, client):
     assert overall["shares"]["within_one"] == 1.0 and overall["shares"]["perfect"] == pytest.approx(4 / 6)
     (check,) = rich["checklist"]
     assert check["yes_rate"] == pytest.approx(4 / 6) and check["kappa"] == pytest.approx(1.0)
+    agreement_reports.agreement_report_compute_now(project=project)  # as the Compute button does
     client.force_login(researcher)
     page = client.get(reverse("ranking_reports:agreement", args=[project.slug])).content.decode()
     assert "ICC(1,1)" in page and "Are the hands right?" in page and "No Likert data yet" not in page

@@ -8,7 +8,8 @@ import pytest
 from django.urls import reverse
 
 from annotator import services
-from ranking import reports
+from ranking import loaders, presenters
+from ranking.services import agreement_reports
 from tests.conftest import ready_rater
 from tests.factories import ItemFactory, UserFactory
 
@@ -52,7 +53,7 @@ def answer_all(project, answers=ANSWERS, n_raters=3):
 
 def test_heatmap_agreement_per_kind_on_a_hand_made_case(rich_project):
     answer_all(rich_project)
-    result = reports.agreement_compute(project=rich_project)
+    result = agreement_reports.agreement_compute(project=rich_project)
     json.dumps(result)  # stored as JSON
     heat = {h["kind"]: h for h in result["rich_images"]["heatmaps"]}
     artifact = heat["artifact"]
@@ -72,19 +73,19 @@ def test_heatmap_correlation_on_disjoint_marks_is_negative_and_batched(rich_proj
     answers = dict(ANSWERS)
     answers[(2, 0)] = ([far], 5)  # third rater marks elsewhere: correlation below 1
     answer_all(rich_project, answers)
-    rows = list(reports._rich_feedback_batches(project=rich_project, batch_size=1))
+    rows = list(loaders.rich_feedback_batches(project=rich_project, batch_size=1))
     assert [item.original_name for item, _ in rows] == ["first.png", "second.png"]
     value = rows[0][1].heatmap_agreement["artifact"]
     assert -1 < value < 1
-    heat = reports.rich_image_agreement(project=rich_project)["heatmaps"]
+    heat = agreement_reports.rich_image_agreement(project=rich_project)["heatmaps"]
     assert heat[0]["mean"] == pytest.approx(value)
     with django_assert_max_num_queries(4):  # item ids, then one items + one annotations query per batch
-        list(reports._rich_feedback_batches(project=rich_project, batch_size=200))
+        list(loaders.rich_feedback_batches(project=rich_project, batch_size=200))
 
 
 def test_likert_histograms_per_image_equal_a_hand_count_and_sort_by_controversy(rich_project):
     first, second = answer_all(rich_project)
-    result = reports.agreement_compute(project=rich_project)
+    result = agreement_reports.agreement_compute(project=rich_project)
     overall = next(d for d in result["rich_images"]["likert_images"] if d["name"] == "overall")
     rows = {r["item_id"]: r for r in overall["opinions"]["controversy"]["rows"]}
     a, b = rows[first.pk], rows[second.pk]
@@ -98,7 +99,7 @@ def test_likert_histograms_per_image_equal_a_hand_count_and_sort_by_controversy(
     aesthetics = next(d for d in result["rich_images"]["likert_images"] if d["name"] == "aesthetics")
     assert all(r["counts"] == [0, 0, 0, 0, 3] and r["spread"] == 0
                for r in aesthetics["opinions"]["controversy"]["rows"])
-    view = reports.agreement_view(result=result, sort="agreement")
+    view = presenters.agreement_view(result=result, sort="agreement")
     assert next(d for d in view["likert_images"] if d["name"] == "overall")["opinions"]["rows"][0]["item_id"] == second.pk
 
 
@@ -106,6 +107,7 @@ def test_agreement_page_shows_both_sections_to_members_only(rich_project, resear
     first, _ = answer_all(rich_project)
     url = reverse("ranking_reports:agreement", args=[rich_project.slug])
     client.force_login(UserFactory())
+    agreement_reports.agreement_report_compute_now(project=rich_project)  # as the Compute button does
     assert client.get(url).status_code == 404
     client.force_login(researcher)
     response = client.get(url)
@@ -124,8 +126,9 @@ def test_agreement_page_shows_both_sections_to_members_only(rich_project, resear
 
 
 def test_without_rich_feedback_the_page_says_so(project, researcher, client):
+    agreement_reports.agreement_report_compute_now(project=project)
     client.force_login(researcher)
     page = client.get(reverse("ranking_reports:agreement", args=[project.slug])).content.decode()
     assert "No rich-feedback heatmaps yet" in page and "No Likert scores per image yet" in page
-    assert reports.agreement_compute(project=project)["rich_images"] == {"n_images": 0, "heatmaps": [],
+    assert agreement_reports.agreement_compute(project=project)["rich_images"] == {"n_images": 0, "heatmaps": [],
                                                                        "likert_images": []}

@@ -47,10 +47,10 @@ def worker(tmp_path):
         "PREFLAB_VAR_DIR": str(settings.VAR_DIR),
         "DEBUG": "0",
     }
-    log = open(tmp_path / "worker.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
-                             "--loglevel=INFO", "--without-heartbeat", "--without-gossip", "--without-mingle"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(tmp_path / "worker.log", "w") as log:  # the worker keeps its own copy of the descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
+                                 "--loglevel=INFO", "--without-heartbeat", "--without-gossip", "--without-mingle"],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while "ready." not in (tmp_path / "worker.log").read_text():
         assert proc.poll() is None, (tmp_path / "worker.log").read_text()
@@ -62,7 +62,6 @@ def worker(tmp_path):
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
-    log.close()
     print((tmp_path / "worker.log").read_text()[-3000:])
 
 
@@ -111,11 +110,14 @@ def test_fit_requested_through_api_runs_on_the_worker_once(worker, researcher, s
     assert ItemScore.objects.filter(fit=run).count() == 4
 
 
-def test_agreement_report_recomputed_from_the_page_runs_on_the_worker_once(worker, researcher, client, settings):
+def test_agreement_report_recomputed_from_the_page_runs_on_the_worker_once(worker, researcher, client, settings,
+                                                                          monkeypatch):
     from ranking.models import AgreementReport
+    from ranking.services import agreement_reports
     from ranking.tasks import agreement_report_execute
 
     settings.PREFLAB_AUTO_FIT_DELAY_S = 3600  # keep automatic fits out of the way of this test
+    monkeypatch.setattr(agreement_reports, "SYNC_COMPUTE_LIMIT", 0)  # as a large project: on the worker
     project = annotator_services.project_create(owner=researcher, name="Worker report", overlap=3)
     for _ in range(4):
         ItemFactory(project=project, prompt="p")

@@ -1,0 +1,308 @@
+"""Writes for fits: requests (coalesced), the backstop sweep, and executing a FitRun.
+
+Executing goes through :func:`ranking.jobs.job_run` (lease, heartbeat, results stored in the same
+transaction that marks the run succeeded). Idempotent: a run that is finished, held by a live
+lease, or superseded by a newer automatic request for the same project and model is left alone,
+so a message delivered twice fits once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max, OuterRef, Subquery
+from django.utils import timezone
+
+from annotator.errors import InvalidInput
+from annotator.models import DEMOGRAPHIC_FIELDS, Project
+from ranking import jobs, loaders
+from ranking.core.bt import fit_bt
+from ranking.core.hbt import fit_hbt, heldout_log_loss
+from ranking.core.pairwise import comparison_components, outcome_counts
+from ranking.loaders import ComparisonData
+from ranking.models import DEFAULT_ALPHA, FitModel, FitRun, FitStatus, ItemScore, RaterItemOffset
+
+log = logging.getLogger(__name__)
+
+KIND = jobs.job_kind_register(name="fit_run", model=FitRun, task_name="ranking.fit_run_execute")
+AUTO_REFIT_MODELS = (FitModel.BT,)
+MIN_FOR_HOLDOUT = 40  # hierarchical fits hold out judgments for the predictive comparison from this many
+SE_MAX_ITEMS = 5000  # standard errors are O(n³) (dense); above this many items fits have none
+
+
+# ------------------------------------------------------------------------------------------------
+# Requests
+# ------------------------------------------------------------------------------------------------
+
+
+def validate_params(*, model: str, params: dict) -> dict:
+    """Normalise fit parameters, refusing unknown keys and out-of-range values."""
+    allowed = {"alpha", "half_life_days", "ties", "instruction_version", "demographic_field",
+               "demographic_value", "tau", "holdout_fraction", "random_state", "include_repeats"}
+    unknown = set(params) - allowed
+    if unknown:
+        raise InvalidInput(f"Unknown fit parameter: {sorted(unknown)[0]}.", field=sorted(unknown)[0])
+    clean: dict = {}
+    alpha = params.get("alpha", DEFAULT_ALPHA)
+    if not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1e6:
+        raise InvalidInput("alpha must be a number ≥ 0.", field="alpha")
+    clean["alpha"] = float(alpha)
+    half_life = params.get("half_life_days")
+    if half_life is not None and (not isinstance(half_life, (int, float)) or half_life <= 0):
+        raise InvalidInput("half_life_days must be a positive number of days (or null for no decay).",
+                           field="half_life_days")
+    clean["half_life_days"] = None if half_life is None else float(half_life)
+    ties = params.get("ties", "davidson")
+    if ties not in ("davidson", "ignore"):
+        raise InvalidInput("ties must be 'davidson' or 'ignore'.", field="ties")
+    clean["ties"] = ties
+    version = params.get("instruction_version")
+    if version is not None and (not isinstance(version, int) or version < 1):
+        raise InvalidInput("instruction_version must be a version number.", field="instruction_version")
+    clean["instruction_version"] = version
+    include_repeats = params.get("include_repeats", False)
+    if not isinstance(include_repeats, bool):
+        raise InvalidInput("include_repeats must be true or false.", field="include_repeats")
+    if include_repeats:  # stored only when set, so the parameters of ordinary fits are unchanged
+        clean["include_repeats"] = True
+    field = params.get("demographic_field")
+    if field is not None:
+        if field not in DEMOGRAPHIC_FIELDS:
+            raise InvalidInput(f"demographic_field must be one of {', '.join(DEMOGRAPHIC_FIELDS)}.",
+                               field="demographic_field")
+        if not isinstance(params.get("demographic_value"), str):
+            raise InvalidInput("demographic_value is needed with demographic_field.", field="demographic_value")
+        clean["demographic_field"] = field
+        clean["demographic_value"] = params["demographic_value"]
+    if model == FitModel.HBT:
+        tau = params.get("tau")
+        if tau is not None and (not isinstance(tau, (int, float)) or tau <= 0):
+            raise InvalidInput("tau must be a positive number (or null to estimate it).", field="tau")
+        clean["tau"] = None if tau is None else float(tau)
+        holdout = params.get("holdout_fraction", 0.1)
+        if not isinstance(holdout, (int, float)) or not 0 <= holdout < 0.5:
+            raise InvalidInput("holdout_fraction must be in [0, 0.5).", field="holdout_fraction")
+        clean["holdout_fraction"] = float(holdout)
+        clean["random_state"] = int(params.get("random_state", 0))
+    return clean
+
+
+def fit_refit_requested(*, project_id: int) -> None:
+    """New data arrived: make sure one automatic fit is pending per (project, model).
+
+    Called inside the judgment's transaction; the FitRun row is written there (the outbox) and
+    published to the broker only after commit, with a short timeout, so a broker outage never fails
+    or holds up the judgment. A burst of judgments shares one pending FitRun (a partial unique
+    constraint guarantees it).
+    """
+    for model in AUTO_REFIT_MODELS:
+        pending = FitRun.objects.filter(project_id=project_id, model=model, status=FitStatus.QUEUED, automatic=True)
+        if pending.exists():
+            continue
+        try:
+            with transaction.atomic():
+                run = FitRun.objects.create(project_id=project_id, model=model, automatic=True,
+                                            params=validate_params(model=model, params={}))
+        except IntegrityError:
+            continue  # another judgment created it concurrently
+        # let a burst of judgments land before fitting
+        jobs.job_publish_on_commit(run, countdown=settings.PREFLAB_AUTO_FIT_DELAY_S)
+
+
+def fit_run_request(*, project: Project, model: str = FitModel.BT, params: dict | None = None) -> FitRun:
+    """A person asks for a fit. Published to the workers after commit."""
+    if model not in FitModel.values:
+        raise InvalidInput(f"model must be one of {', '.join(FitModel.values)}.", field="model")
+    clean = validate_params(model=model, params=params or {})
+    with transaction.atomic():
+        run = FitRun.objects.create(project=project, model=model, params=clean, automatic=False)
+        jobs.job_publish_on_commit(run)
+    return run
+
+
+def fit_sweep() -> int:
+    """Backstop: request an automatic fit for projects whose judgments are newer than their last fit.
+
+    Projects with a queued or running BT fit are skipped: the job sweep (:func:`ranking.jobs.jobs_sweep`)
+    publishes or takes over those, so a stale row never blocks the project for long. Returns the
+    number of projects for which a fit was requested.
+    """
+    newest_cutoff = (
+        FitRun.objects.filter(project=OuterRef("pk"), model=FitModel.BT, status=FitStatus.SUCCEEDED)
+        .order_by("-cutoff_judgment_id").values("cutoff_judgment_id")[:1]
+    )
+    pending = FitRun.objects.filter(model=FitModel.BT, status__in=[FitStatus.QUEUED, FitStatus.RUNNING])
+    stale = (
+        Project.objects.annotate(latest=Max("judgments__id"), fitted=Subquery(newest_cutoff))
+        .filter(latest__isnull=False)
+        .exclude(pk__in=pending.values("project_id"))
+    )
+    count = 0
+    for project_id, latest, fitted in stale.values_list("pk", "latest", "fitted"):
+        if fitted is None or latest > fitted:
+            with transaction.atomic():
+                fit_refit_requested(project_id=project_id)
+            count += 1
+    return count
+
+
+# ------------------------------------------------------------------------------------------------
+# Execution
+# ------------------------------------------------------------------------------------------------
+
+
+def _prepare(run: FitRun) -> bool:
+    """Under the claim's lock: supersede an automatic run that a newer one replaces; fix the cut-off."""
+    newer = FitRun.objects.filter(project_id=run.project_id, model=run.model, pk__gt=run.pk, automatic=True)
+    if run.automatic and newer.exists():
+        run.status = FitStatus.SUPERSEDED
+        run.finished_at = timezone.now()
+        return False
+    run.cutoff_judgment_id = loaders.latest_judgment_id(project_id=run.project_id)
+    return True
+
+
+def fit_run_execute(*, fit_run_id: int) -> None:
+    """Run one FitRun (the Celery task's body). Idempotent; see :func:`ranking.jobs.job_run`."""
+    jobs.job_run(kind=KIND.name, job_id=fit_run_id, body=_fit, prepare=_prepare)
+
+
+def _fit(run: FitRun, lease: jobs.Lease) -> jobs.Outcome:
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if run.cutoff_judgment_id is None:
+        raise InvalidInput("There are no judgments to fit yet.", field="params")
+    data = loaders.comparison_data(project_id=run.project_id, cutoff_judgment_id=run.cutoff_judgment_id,
+                                   params={**run.params, "ties": run.params.get("ties", "davidson")})
+    timings["load_s"] = time.perf_counter() - t0
+    lease.progress(0.2)
+    if run.model == FitModel.HBT:
+        return _fit_hbt(run=run, data=data, timings=timings, progress=lease.progress)
+    return _fit_bt(run=run, data=data, timings=timings, progress=lease.progress)
+
+
+def _item_scores(*, run: FitRun, data: ComparisonData, strengths, se, ci_low, ci_high) -> list[ItemScore]:
+    n = len(data.item_ids)
+    wins, losses, ties = outcome_counts(winners=data.winners, losers=data.losers, tied=data.tied, n_items=n,
+                                        weights=data.weights)
+    counts = np.bincount(np.concatenate([data.winners, data.losers]), minlength=n)
+    order = np.argsort(-strengths, kind="stable")
+    rank = np.empty(len(order), dtype=int)
+    rank[order] = np.arange(1, len(order) + 1)
+
+    def val(arr, i):
+        return None if arr is None else float(arr[i])
+
+    return [
+        ItemScore(fit=run, item_id=int(data.item_ids[i]), strength=float(strengths[i]), se=val(se, i),
+                  ci_low=val(ci_low, i), ci_high=val(ci_high, i), rank=int(rank[i]), wins=float(wins[i]),
+                  losses=float(losses[i]), ties=float(ties[i]), n_judgments=int(counts[i]))
+        for i in range(n)
+    ]
+
+
+def _data_summary(data: ComparisonData) -> dict:
+    return {
+        "n_comparisons": len(data.winners),
+        "n_ties": int(data.tied.sum()),
+        "n_items": len(data.item_ids),
+        "n_raters": len(data.rater_ids),
+        "n_components": comparison_components(winners=data.winners, losers=data.losers,
+                                              n_items=len(data.item_ids)),
+    }
+
+
+def _fit_bt(*, run: FitRun, data: ComparisonData, timings: dict, progress: Callable[[float], None]) -> jobs.Outcome:
+    t0 = time.perf_counter()
+    fit = fit_bt(data.winners, data.losers, len(data.item_ids), tied=data.tied if data.tied.any() else None,
+                 weights=data.weights, alpha=run.params.get("alpha", DEFAULT_ALPHA),
+                 compute_se=len(data.item_ids) <= SE_MAX_ITEMS)
+    timings["fit_s"] = time.perf_counter() - t0
+    progress(0.8)
+    scores = _item_scores(run=run, data=data, strengths=fit.strengths, se=fit.se, ci_low=fit.ci_low,
+                          ci_high=fit.ci_high)
+
+    def store(job: FitRun) -> None:
+        t0 = time.perf_counter()
+        ItemScore.objects.filter(fit=job).delete()
+        ItemScore.objects.bulk_create(scores, batch_size=2000)
+        timings["store_s"] = time.perf_counter() - t0
+        job.summary = summary | {"timings": {k: round(v, 4) for k, v in timings.items()}}
+
+    summary = {**_data_summary(data), "log_likelihood": float(fit.log_likelihood), "tie_param": fit.tie_param,
+               "n_iter": int(fit.n_iter)}
+    return jobs.Outcome(store=store, fields={"summary": summary})
+
+
+def _fit_hbt(*, run: FitRun, data: ComparisonData, timings: dict, progress: Callable[[float], None]) -> jobs.Outcome:
+    """Hierarchical fit: first on a hold-out split (the predictive comparison, and τ), then on all data."""
+    params = run.params
+    n_items, n_raters = len(data.item_ids), len(data.rater_ids)
+    tied = data.tied if data.tied.any() else None
+    alpha = max(params.get("alpha", DEFAULT_ALPHA), 1e-6)  # the hierarchical model needs a proper prior
+    tau = params.get("tau")
+    predictive = None
+    m = len(data.winners)
+    holdout = params.get("holdout_fraction", 0.1)
+    if holdout and m >= MIN_FOR_HOLDOUT:
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(params.get("random_state", 0))
+        test = rng.random(m) < holdout
+        train = ~test
+        fit = fit_hbt(data.winners[train], data.losers[train], data.raters[train], n_items, n_raters,
+                      tied=None if tied is None else tied[train],
+                      weights=None if data.weights is None else data.weights[train],
+                      tau=tau, alpha=alpha, random_state=params.get("random_state", 0))
+        result = heldout_log_loss(fit, data.winners[test], data.losers[test], data.raters[test],
+                                  tied=None if tied is None else tied[test])
+        per_rater_gain = result["per_rater_population_log_loss"] - result["per_rater_personal_log_loss"]
+        judged = ~np.isnan(per_rater_gain)
+        predictive = {
+            "n_train": int(train.sum()),
+            "n_test": int(test.sum()),
+            "tau": float(fit.tau),
+            "personal_log_loss": result["personal_log_loss"],
+            "population_log_loss": result["population_log_loss"],
+            "personal_accuracy": result["personal_accuracy"],
+            "population_accuracy": result["population_accuracy"],
+            "raters_better_personal": int((per_rater_gain[judged] > 0).sum()),
+            "raters_with_test_data": int(judged.sum()),
+        }
+        timings["holdout_s"] = time.perf_counter() - t0
+        tau = fit.tau if tau is None else tau
+        progress(0.5)
+    t0 = time.perf_counter()
+    fit = fit_hbt(data.winners, data.losers, data.raters, n_items, n_raters, tied=tied, weights=data.weights,
+                  tau=tau, alpha=alpha, random_state=params.get("random_state", 0))
+    timings["fit_s"] = time.perf_counter() - t0
+    progress(0.8)
+    scores = _item_scores(run=run, data=data, strengths=fit.strengths, se=None, ci_low=None, ci_high=None)
+    offsets = [RaterItemOffset(fit=run, rater_id=int(data.rater_ids[r]), item_id=int(data.item_ids[i]),
+                               offset=float(u))
+               for r, i, u in zip(fit.offset_raters, fit.offset_items, fit.offsets)]
+    summary = {
+        **_data_summary(data),
+        "tau": float(fit.tau),
+        "tau_selection": "cross-validation" if params.get("tau") is None else "given",
+        "tie_param": fit.tie_param,
+        "log_posterior": float(fit.log_posterior),
+        "n_iter": int(fit.n_iter),
+        "n_offsets": len(offsets),
+        "predictive": predictive,
+    }
+
+    def store(job: FitRun) -> None:
+        t0 = time.perf_counter()
+        ItemScore.objects.filter(fit=job).delete()
+        ItemScore.objects.bulk_create(scores, batch_size=2000)
+        RaterItemOffset.objects.filter(fit=job).delete()
+        RaterItemOffset.objects.bulk_create(offsets, batch_size=5000)
+        timings["store_s"] = time.perf_counter() - t0
+        job.summary = summary | {"timings": {k: round(v, 4) for k, v in timings.items()}}
+
+    return jobs.Outcome(store=store, fields={"summary": summary})
