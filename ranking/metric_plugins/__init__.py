@@ -10,7 +10,7 @@ Public API::
     scores = plugin.score(images, prompts, batch_size=16, progress=lambda f: ...)
 
 Item plugins return one float per image (:meth:`ItemMetric.score`), set plugins one float per named set
-(:meth:`SetMetric.score_sets` / :meth:`SetMetric.score_features`). ``WEIGHTS.md`` in this folder lists the
+(:meth:`SetMetric.score_sets` / :meth:`SetMetric.score_features`). ``docs/metric-weights.md`` lists the
 files every plugin expects. torch and transformers are imported only when a model plugin is constructed.
 """
 

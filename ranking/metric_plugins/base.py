@@ -121,7 +121,7 @@ class WeightsFile:
         Other accepted names for the same content (e.g. ``"pytorch_model.bin"``); the first that exists
         is used.
     note : str
-        Where the file comes from (publisher and original file name), for WEIGHTS.md and error pages.
+        Where the file comes from (publisher and original file name), for docs/metric-weights.md and error pages.
     """
 
     path: str
