@@ -38,6 +38,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotator.errors import InvalidInput
+from config.celery import app
 from ranking.core.errors import ConvergenceError
 from ranking.models import ACTIVE_STATUSES, Job, JobStatus
 
@@ -84,8 +85,6 @@ def _kind_of(job: Job) -> JobKind:
 
 def broker_send(*, task_name: str, job_id: int, countdown: float | None = None) -> None:
     """Hand one message to the broker (no retries; the broker's socket timeouts bound the wait)."""
-    from config.celery import app
-
     app.send_task(task_name, args=(job_id,), countdown=countdown or None, retry=False)
 
 

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 from django.db.models import Max, QuerySet
 
+from annotator.consolidation import item_feedback
 from annotator.errors import InvalidInput
 from annotator.models import DEMOGRAPHIC_FIELDS, Annotation, Demographics, Item, Judgment, Project, Rater
 from ranking.core.bt import decay_weights
 from ranking.core.pairwise import A_WINS, B_WINS, NOT_ANSWERED, PREFER_NOT, TIE, PairwiseRows
+from ranking.models import MetricScore
 
 # ------------------------------------------------------------------------------------------------
 # Fits
@@ -202,8 +204,6 @@ def rich_feedback_batches(*, project: Project, cutoff_annotation_id: int | None 
                           batch_size: int = HEATMAP_BATCH) -> Iterator[tuple[Item, object]]:
     """Consolidated rich feedback (:func:`annotator.consolidation.item_feedback`) of every image with a
     rich-feedback answer up to the cut-off, ``batch_size`` images and one annotations query at a time."""
-    from annotator.consolidation import item_feedback
-
     annotations = annotations_upto(project=project, cutoff_annotation_id=cutoff_annotation_id).filter(kind="rich")
     item_ids = sorted(set(annotations.values_list("item_id", flat=True)))
     for start in range(0, len(item_ids), batch_size):
@@ -216,3 +216,24 @@ def rich_feedback_batches(*, project: Project, cutoff_annotation_id: int | None 
             by_item[annotation.item_id].append(annotation)
         for item in batch:
             yield item, item_feedback(item=item, project=project, annotations=by_item[item.pk])
+
+
+# ------------------------------------------------------------------------------------------------
+# Automated metrics
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricValues:
+    """One metric's newest score per image of a project (item ids ascending)."""
+
+    item_ids: np.ndarray
+    values: np.ndarray
+
+
+def metric_values(*, project: Project, metric) -> MetricValues:
+    """The newest score of ``metric`` for every image of the project that has one, as arrays."""
+    rows = (MetricScore.objects.filter(run__project=project, metric=metric).newest().order_by("item_id")
+            .values_list("item_id", "value"))
+    arr = np.array(list(rows), dtype=np.float64).reshape(-1, 2)
+    return MetricValues(item_ids=arr[:, 0].astype(np.int64), values=arr[:, 1])

@@ -59,7 +59,7 @@ def report_jsonable(value):
 def rich_agreement(*, project: Project, cutoff_annotation_id: int | None = None) -> dict:
     """Likert and checklist agreement of the project's rich feedback (empty lists when there is none)."""
     likert_rows, checklist_rows = loaders.rich_ratings(project=project, cutoff_annotation_id=cutoff_annotation_id)
-    result: dict = {"available": True, "likert": [], "checklist": [], "icc_references": ratings.ICC_REFERENCES}
+    result: dict = {"likert": [], "checklist": [], "icc_references": ratings.ICC_REFERENCES}
     for dim in project.likert_dimensions or []:
         rows = likert_rows.get(dim["name"])
         if rows is not None:
