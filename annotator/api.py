@@ -167,7 +167,8 @@ class ConsentListCreate(APIView):
         project, _ = project_for_member(request=request, slug=slug, write=True)
         data = ConsentVersionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        version = services.consent_version_create(project=project, text=data.validated_data["text"])
+        version = services.consent_version_create(project=project, text=data.validated_data["text"],
+                                                  created_by=request.user)
         return Response(ConsentVersionSerializer(version).data, status=201)
 
 
@@ -270,6 +271,7 @@ def _next_payload(rater: Rater, following: services.RaterNext) -> dict:
             "right": {"image": _image_url(project, assignment.right_item_id),
                       "width": assignment.right_item.width, "height": assignment.right_item.height},
             "flags": project.pairwise_flags,
+            "allow_tie": project.allow_tie,
         }
     return {"status": "task", "progress": progress, "instruction_version": rater.acknowledged_instruction_id,
             "assignment": body}

@@ -25,12 +25,12 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from PIL import Image, UnidentifiedImageError
 
-from annotator.errors import InvalidInput
+from annotator.errors import DomainError, InvalidInput
 from annotator.models import Item, Project
+from annotator.services.items import MAX_PROMPT_CHARS, item_changes_clean
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
-MAX_PROMPT_CHARS = 4000
 
 
 class UploadRejected(InvalidInput):
@@ -76,9 +76,11 @@ class _Candidate:
 class ImportReport:
     created: list[str]
     already_present: list[str]
+    updated: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"created": len(self.created), "already_present": self.already_present, "files": self.created}
+        return {"created": len(self.created), "already_present": self.already_present, "files": self.created,
+                "updated": self.updated}
 
 
 def _limits() -> dict:
@@ -171,7 +173,13 @@ def _read_zip(upload: Upload, problems: list[tuple[str, str]]) -> dict[str, byte
     return out
 
 
+#: Manifest columns that describe an image (``model`` and ``source_model`` both name the model).
+_DESCRIBING = {"prompt": "prompt", "model": "source_model", "source_model": "source_model", "metadata": "metadata"}
+
+
 def _parse_manifest(name: str, data: bytes) -> list[dict]:
+    """The manifest's entries: dicts with ``file``, the describing fields present, ``_line`` (its line)
+    and ``_fields`` (which of prompt, source_model, metadata the entry gives)."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -187,34 +195,93 @@ def _parse_manifest(name: str, data: bytes) -> list[dict]:
                 raise ValueError(f"line {number} is not valid JSON ({exc.msg})") from None
             if not isinstance(row, dict):
                 raise ValueError(f"line {number} must be a JSON object")
+            row["_fields"] = {_DESCRIBING[k] for k in row if k in _DESCRIBING}
+            row["_line"] = number
             rows.append(row)
     else:
         reader = csv.DictReader(io.StringIO(text))
         if not reader.fieldnames or "file" not in reader.fieldnames:
             raise ValueError("a CSV manifest needs a header row with a 'file' column")
+        extra_columns = [k for k in reader.fieldnames if k and k not in ("file", "sha256", *_DESCRIBING)]
+        fields = {_DESCRIBING[k] for k in reader.fieldnames if k in _DESCRIBING}
+        if extra_columns:
+            fields.add("metadata")
         for row in reader:
-            extra = {k: v for k, v in row.items() if k not in ("file", "prompt", "model", "source_model", "metadata") and k}
+            extra = {k: v for k, v in row.items() if k in extra_columns}
             metadata = row.get("metadata") or ""
             try:
                 parsed = json.loads(metadata) if metadata.strip() else {}
             except json.JSONDecodeError:
-                raise ValueError(f"row for {row.get('file')!r}: metadata is not valid JSON") from None
+                raise ValueError(f"line {reader.line_num}, row for {row.get('file')!r}: metadata is not valid "
+                                 "JSON") from None
             if not isinstance(parsed, dict):
-                raise ValueError(f"row for {row.get('file')!r}: metadata must be a JSON object")
-            rows.append({**row, "metadata": {**extra, **parsed}})
+                raise ValueError(f"line {reader.line_num}, row for {row.get('file')!r}: metadata must be a JSON "
+                                 "object")
+            rows.append({**row, "metadata": {**extra, **parsed}, "_fields": set(fields), "_line": reader.line_num})
     for number, row in enumerate(rows, start=1):
+        where = f"line {row['_line']}" if "_line" in row else f"entry {number}"
         if not isinstance(row.get("file"), str) or not row["file"].strip():
-            raise ValueError(f"entry {number} has no 'file'")
+            raise ValueError(f"{where} has no 'file'")
         if len(str(row.get("prompt") or "")) > MAX_PROMPT_CHARS:
-            raise ValueError(f"entry {number}: prompt is longer than {MAX_PROMPT_CHARS} characters")
+            raise ValueError(f"{where}: prompt is longer than {MAX_PROMPT_CHARS} characters")
         if not isinstance(row.get("metadata", {}), dict):
-            raise ValueError(f"entry {number}: metadata must be an object")
+            raise ValueError(f"{where}: metadata must be an object")
     return rows
 
 
+def _description(row: dict) -> dict:
+    """The describing fields a manifest entry gives, as keyword arguments of ``item_changes_clean``."""
+    given = {}
+    if "prompt" in row["_fields"]:
+        given["prompt"] = str(row.get("prompt") or "")
+    if "source_model" in row["_fields"]:
+        given["source_model"] = str(row.get("model") or row.get("source_model") or "")
+    if "metadata" in row["_fields"]:
+        given["metadata"] = row.get("metadata") or {}
+    return given
+
+
+class _ProjectItems:
+    """The project's images by sha256 and by file name, for manifest rows describing earlier uploads."""
+
+    def __init__(self, project: Project):
+        self.by_sha: dict[str, Item] = {}
+        self.by_name: dict[str, list[Item]] = {}
+        self._project = project
+        self._loaded = False
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        for item in Item.objects.filter(project=self._project).order_by("id"):
+            self.by_sha[item.sha256] = item
+            self.by_name.setdefault(item.original_name, []).append(item)
+            base = posixpath.basename(item.original_name)
+            if base != item.original_name:
+                self.by_name.setdefault(base, []).append(item)
+        self._loaded = True
+
+    def find(self, ref: str, sha256: str = "") -> tuple[Item | None, str]:
+        """The item a manifest row names (by sha256, else by file name), or None and the reason."""
+        self._load()
+        sha = (sha256 or "").strip().lower()
+        if not sha and len(ref) == 64 and all(c in "0123456789abcdef" for c in ref.lower()):
+            sha = ref.lower()
+        if sha:
+            item = self.by_sha.get(sha)
+            return (item, "") if item else (None, f"no image of this project has the sha256 {sha}")
+        matches = self.by_name.get(ref) or self.by_name.get(posixpath.basename(ref)) or []
+        if len(matches) == 1:
+            return matches[0], ""
+        if len(matches) > 1:
+            return None, f"{len(matches)} images of this project are named '{ref}'; name it by its sha256"
+        return None, "listed in the manifest but not uploaded, and no image of this project has this file name"
+
+
 def items_import(*, project: Project, uploads: list[Upload], manifest: Upload | None = None) -> ImportReport:
-    """Validate every upload, then create all items in one transaction, or none."""
-    if not uploads:
+    """Validate every upload, then create all items (and apply the manifest to images uploaded earlier) in
+    one transaction, or nothing."""
+    if not uploads and manifest is None:
         raise InvalidInput("No files were uploaded.", field="files")
     problems: list[tuple[str, str]] = []
     files: dict[str, bytes] = {}
@@ -256,18 +323,33 @@ def items_import(*, project: Project, uploads: list[Upload], manifest: Upload | 
             sha256=hashlib.sha256(data).hexdigest(),
         )
 
+    described: dict[str, dict] = {}  # candidate name -> the describing fields of its manifest row
+    earlier: list[tuple[Item, dict, str]] = []  # images uploaded before, with the row's fields and label
     if manifest_rows is not None:
         by_base: dict[str, list[str]] = {}
         for name in files:
             by_base.setdefault(posixpath.basename(name), []).append(name)
         listed: set[str] = set()
+        project_items = _ProjectItems(project)
+        earlier_ids: dict[int, int] = {}
         for row in manifest_rows:
             ref = row["file"].strip()
+            label = f"{manifest_source.name} line {row['_line']}: {ref}"
             key = ref if ref in files else None
             if key is None and len(by_base.get(posixpath.basename(ref), [])) == 1:
                 key = by_base[posixpath.basename(ref)][0]
             if key is None:
-                problems.append((ref, "listed in the manifest but not uploaded"))
+                item, reason = project_items.find(ref, str(row.get("sha256") or ""))
+                if item is None:
+                    problems.append((ref, f"{reason} ({manifest_source.name} line {row['_line']})"))
+                elif item.pk in earlier_ids:
+                    problems.append((label, f"describes the same image as line {earlier_ids[item.pk]}"))
+                else:
+                    earlier_ids[item.pk] = row["_line"]
+                    earlier.append((item, _description(row), label))
+                continue
+            if key in listed:
+                problems.append((label, "the file is listed twice in the manifest"))
                 continue
             listed.add(key)
             if key in candidates:
@@ -275,6 +357,7 @@ def items_import(*, project: Project, uploads: list[Upload], manifest: Upload | 
                 cand.prompt = str(row.get("prompt") or "")
                 cand.source_model = str(row.get("model") or row.get("source_model") or "")[:200]
                 cand.metadata = row.get("metadata") or {}
+                described[key] = _description(row)
         for name in files:
             if name not in listed:
                 problems.append((name, "uploaded but not listed in the manifest"))
@@ -284,15 +367,32 @@ def items_import(*, project: Project, uploads: list[Upload], manifest: Upload | 
         if cand.sha256 in seen:
             problems.append((cand.name, f"same image as {seen[cand.sha256]}"))
         seen.setdefault(cand.sha256, cand.name)
+    existing = {item.sha256: item for item in Item.objects.filter(project=project, sha256__in=list(seen))}
+    # A re-uploaded image that the manifest describes is updated like an image named by the manifest alone.
+    for cand in candidates.values():
+        if cand.sha256 in existing and cand.name in described:
+            earlier.append((existing[cand.sha256], described[cand.name], cand.name))
+    changes_of: list[tuple[Item, dict]] = []
+    for item, given, label in earlier:
+        try:
+            changes = item_changes_clean(item=item, **given)
+        except DomainError as exc:
+            problems.append((label, exc.message))
+            continue
+        if changes:
+            changes_of.append((item, changes))
     if problems:
         raise UploadRejected(problems)
 
-    existing = set(Item.objects.filter(project=project, sha256__in=list(seen)).values_list("sha256", flat=True))
     created: list[str] = []
     present: list[str] = []
+    updated: list[str] = []
     stored_paths: list[str] = []
     try:
         with transaction.atomic():
+            for item, changes in changes_of:
+                Item.objects.filter(pk=item.pk).update(**changes)
+                updated.append(item.original_name)
             for cand in sorted(candidates.values(), key=lambda c: c.name):
                 if cand.sha256 in existing:
                     present.append(cand.name)
@@ -312,4 +412,4 @@ def items_import(*, project: Project, uploads: list[Upload], manifest: Upload | 
         for path in stored_paths:
             default_storage.delete(path)
         raise
-    return ImportReport(created=created, already_present=present)
+    return ImportReport(created=created, already_present=present, updated=updated)

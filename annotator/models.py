@@ -66,10 +66,17 @@ class Project(models.Model):
     checklist = models.JSONField(
         default=list, blank=True, help_text="Checklist questions: [{id, dimension, question, required}]."
     )
+    allow_tie = models.BooleanField(
+        default=True, help_text="Pairwise tasks offer “about the same” (↓), stored as a tie.")
     completion_code = models.CharField(max_length=64, default=_completion_code)
     completion_redirect_url = models.URLField(blank=True)
+    no_places_code = models.CharField(
+        max_length=64, blank=True,
+        help_text="Code a crowd participant is sent back with when the study has no places left.")
+    consent_declined_code = models.CharField(
+        max_length=64, blank=True, help_text="Code a crowd participant is sent back with after declining consent.")
     join_token = models.CharField(max_length=64, default=_join_token, unique=True)
-    is_open = models.BooleanField(default=True)
+    is_open = models.BooleanField(default=True, help_text="Raters may join (needs consent and instructions).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -117,6 +124,9 @@ class Item(models.Model):
     image_format = models.CharField(max_length=8)
     sha256 = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Retired: in no new task and never handed out again; its judgments are kept.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "sha256"], name="item_sha256_unique_per_project")]
@@ -146,10 +156,15 @@ class InstructionVersion(models.Model):
 
 
 class ConsentVersion(models.Model):
+    """The consent text as a rater saw it. Never edited: saving new text makes a new version (on
+    PostgreSQL a trigger refuses changing one, and deleting one a rater has answered; migration 0008)."""
+
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="consent_versions")
     version = models.PositiveIntegerField()
     text = models.TextField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    first_shown_at = models.DateTimeField(null=True, blank=True, help_text="When a rater first answered it.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "version"], name="consent_version_unique")]
@@ -168,6 +183,7 @@ class Rater(models.Model):
     session_id = models.CharField(max_length=64, blank=True)
     consent_version = models.ForeignKey(ConsentVersion, on_delete=models.PROTECT, null=True, blank=True)
     consented_at = models.DateTimeField(null=True, blank=True)
+    consent_declined_at = models.DateTimeField(null=True, blank=True)
     acknowledged_instruction = models.ForeignKey(
         InstructionVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -265,6 +281,8 @@ class Task(models.Model):
     n_assigned = models.PositiveIntegerField(default=0, help_text="Assignments handed out (open or answered).")
     n_judgments = models.PositiveIntegerField(default=0)
     shuffle_key = models.PositiveIntegerField(default=0, help_text="Random tie-break for assignment order.")
+    is_active = models.BooleanField(
+        default=True, help_text="False once one of its items is retired: no longer handed out.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

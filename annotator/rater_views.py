@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods
 from rest_framework.throttling import SimpleRateThrottle
 
 from annotator import selectors, services
-from annotator.errors import DomainError
+from annotator.errors import Conflict, DomainError
 from annotator.forms import DemographicsForm
 from annotator.models import Item, Project
 from annotator.permissions import rater_from_session, rater_into_session
@@ -36,6 +36,31 @@ def _error_page(request, message: str, status: int) -> HttpResponse:
     return render(request, "rater/message.html", {"title": "Sorry", "message": message}, status=status)
 
 
+def _with_code(url: str, code: str) -> str:
+    """``url`` with ``cc=code`` (replacing a ``cc`` it had): how crowd platforms take a participant back."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "cc"] + [("cc", code)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _is_crowd(request: HttpRequest, rater=None) -> bool:
+    return bool(request.GET.get("PROLIFIC_PID")) or (rater is not None and bool(rater.prolific_pid))
+
+
+def _no_places(request: HttpRequest, project: Project, *, crowd: bool, status: int = 200) -> HttpResponse:
+    """A latecomer to a full study: told so (never given a completion code); a crowd participant is sent
+    back to the platform with the project's "no places" code when it has one and a completion URL."""
+    code = project.no_places_code if crowd else ""
+    if code and project.completion_redirect_url:
+        return HttpResponseRedirect(_with_code(project.completion_redirect_url, code))
+    return render(request, "rater/message.html", {
+        "title": "This study is full",
+        "message": "Sorry: every place in this study has been taken, so there is nothing for you to do. "
+                   "Thank you for your interest.",
+        "code": code, "code_note": "Return to the study platform and enter this code, or return the study.",
+    }, status=status)
+
+
 def join(request: HttpRequest, slug: str, token: str) -> HttpResponse:
     project = Project.objects.filter(slug=slug, join_token=token).first()
     if project is None:
@@ -51,6 +76,10 @@ def join(request: HttpRequest, slug: str, token: str) -> HttpResponse:
                 project=project, prolific_pid=pid, study_id=request.GET.get("STUDY_ID", ""),
                 session_id=request.GET.get("SESSION_ID", ""),
             )
+        except Conflict as exc:
+            if exc.code == "study_full":
+                return _no_places(request, project, crowd=bool(pid), status=exc.status)
+            return _error_page(request, exc.message, exc.status)
         except DomainError as exc:
             return _error_page(request, exc.message, exc.status)
         rater_into_session(request=request, rater=rater)
@@ -58,9 +87,11 @@ def join(request: HttpRequest, slug: str, token: str) -> HttpResponse:
 
 
 def flow(request: HttpRequest, slug: str) -> HttpResponse:
-    _, rater = _rater_or_join(request, slug)
+    project, rater = _rater_or_join(request, slug)
     if rater is None:
         return _error_page(request, "Please open the study link you were given to join.", 403)
+    if selectors.rater_without_places(rater=rater):
+        return _no_places(request, project, crowd=_is_crowd(request, rater))
     return redirect(f"rater:{selectors.rater_next_step(rater=rater)}", slug=slug)
 
 
@@ -73,15 +104,37 @@ def consent(request: HttpRequest, slug: str) -> HttpResponse:
     if current is None:
         return redirect("rater:flow", slug=slug)
     if request.method == "POST":
-        if request.POST.get("decision") != "agree":
-            return render(request, "rater/message.html", {
-                "title": "Thank you", "message": "You chose not to take part. You can close this page."})
         try:
-            services.rater_consent(rater=rater, consent_version_id=int(request.POST.get("consent_version", 0)))
-        except (DomainError, ValueError):
+            version_id = int(request.POST.get("consent_version", 0))
+        except ValueError:
+            return redirect("rater:consent", slug=slug)
+        if request.POST.get("decision") != "agree":
+            return _declined(request, project, rater, version_id)
+        try:
+            services.rater_consent(rater=rater, consent_version_id=version_id)
+        except DomainError:
             return redirect("rater:consent", slug=slug)
         return redirect("rater:flow", slug=slug)
+    if selectors.rater_without_places(rater=rater):
+        return _no_places(request, project, crowd=_is_crowd(request, rater))
     return render(request, "rater/consent.html", {"project": project, "consent": current})
+
+
+def _declined(request: HttpRequest, project: Project, rater, version_id: int) -> HttpResponse:
+    """A rater who does not consent: recorded; a crowd participant is sent back with the project's
+    "consent declined" code when it has one and a completion URL."""
+    try:
+        services.rater_consent_decline(rater=rater, consent_version_id=version_id)
+    except DomainError:
+        return redirect("rater:consent", slug=project.slug)
+    code = project.consent_declined_code if rater.prolific_pid else ""
+    if code and project.completion_redirect_url:
+        return HttpResponseRedirect(_with_code(project.completion_redirect_url, code))
+    return render(request, "rater/message.html", {
+        "title": "Thank you", "message": "You chose not to take part. Nothing more is recorded; you can close "
+                                         "this page.",
+        "code": code, "code_note": "Return to the study platform and enter this code.",
+    })
 
 
 @require_http_methods(["GET", "POST"])
@@ -139,7 +192,8 @@ def task(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def done(request: HttpRequest, slug: str) -> HttpResponse:
-    """The completion code (or the redirect to the project's completion URL), once nothing is left.
+    """The completion code (or the redirect to the project's completion URL), once nothing is left — and
+    only for a rater who answered something (a latecomer who found no task is told the study is full).
 
     Shows; records nothing: completion is recorded when the last answer is stored (see
     :func:`annotator.services.rater_next_after_answer`).
@@ -149,10 +203,10 @@ def done(request: HttpRequest, slug: str) -> HttpResponse:
         return _error_page(request, "Please open the study link you were given to join.", 403)
     if services.rater_next(rater=rater).status != "done":
         return redirect("rater:flow", slug=slug)
+    if rater.n_judgments == 0:  # nothing was left for them: no completion code for no work
+        return _no_places(request, project, crowd=_is_crowd(request, rater))
     if project.completion_redirect_url:
-        parts = urlsplit(project.completion_redirect_url)
-        query = [*parse_qsl(parts.query), ("cc", project.completion_code)]
-        return HttpResponseRedirect(urlunsplit(parts._replace(query=urlencode(query))))
+        return HttpResponseRedirect(_with_code(project.completion_redirect_url, project.completion_code))
     return render(request, "rater/done.html", {"project": project, "rater": rater})
 
 

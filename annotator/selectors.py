@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncDate
 
 from annotator.models import (
@@ -33,6 +35,58 @@ def instruction_current(*, project: Project) -> InstructionVersion | None:
 
 def consent_current(*, project: Project) -> ConsentVersion | None:
     return project.consent_versions.order_by("-version").first()
+
+
+@dataclass(frozen=True)
+class ProjectReadiness:
+    """Whether raters can join the project, and why not.
+
+    ``missing`` names what the project needs before it may open (a consent text, instructions);
+    ``accepting`` is true when it is open, has both, and has a task with a free place.
+    """
+
+    is_open: bool
+    has_consent: bool
+    has_instructions: bool
+    has_tasks: bool
+    has_places: bool
+
+    @property
+    def missing(self) -> list[str]:
+        return [what for what, present in (("a consent text", self.has_consent),
+                                           ("instructions", self.has_instructions)) if not present]
+
+    @property
+    def accepting(self) -> bool:
+        return self.is_open and not self.missing and self.has_places
+
+
+def project_readiness(*, project: Project) -> ProjectReadiness:
+    tasks = Task.objects.filter(project=project, is_active=True)
+    return ProjectReadiness(
+        is_open=project.is_open,
+        has_consent=ConsentVersion.objects.filter(project=project).exists(),
+        has_instructions=InstructionVersion.objects.filter(project=project).exists(),
+        has_tasks=tasks.exists(),
+        has_places=tasks.filter(n_assigned__lt=project.overlap).exists(),
+    )
+
+
+def tasks_available_to(*, rater: Rater) -> QuerySet[Task]:
+    """Tasks the rater could still be handed: active, with a free place, never given to them before."""
+    project = rater.project
+    return (Task.objects.filter(project=project, is_active=True, n_assigned__lt=project.overlap)
+            .exclude(Exists(Assignment.objects.filter(task=OuterRef("pk"), rater=rater))))
+
+
+def rater_without_places(*, rater: Rater) -> bool:
+    """True when the rater has answered nothing, holds no open assignment, and no task is left for them:
+    a latecomer to a full study, who must be told so (and never be given a completion code)."""
+    if rater.n_judgments:
+        return False
+    if Assignment.objects.filter(rater=rater, state=AssignmentState.OPEN).exists():
+        return False
+    return not tasks_available_to(rater=rater).exists()
 
 
 def projects_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
@@ -100,11 +154,7 @@ def rater_progress(*, rater: Rater) -> dict:
         key = f"preflab:rater-total:{rater.pk}"
         total = cache.get(key)
         if total is None or total < rater.n_judgments + 1:
-            remaining = (
-                Task.objects.filter(project=project, n_assigned__lt=project.overlap)
-                .exclude(assignments__rater=rater)
-                .count()
-            )
+            remaining = tasks_available_to(rater=rater).count()
             open_now = 1 if assignment_open(rater=rater) else 0
             total = rater.n_judgments + open_now + remaining
             cache.set(key, total, timeout=60)
@@ -134,7 +184,7 @@ class ProjectProgress:
 
 
 def project_progress(*, project: Project, rater_limit: int = 200) -> ProjectProgress:
-    tasks = Task.objects.filter(project=project)
+    tasks = Task.objects.filter(project=project, is_active=True)  # a retired image's tasks are done with
     n_tasks = tasks.count()
     histogram = list(
         tasks.values_list("n_judgments").annotate(n=Count("id")).order_by("n_judgments")
@@ -172,4 +222,123 @@ def project_progress(*, project: Project, rater_limit: int = 200) -> ProjectProg
         tasks_by_judgments=[(k, n) for k, n in histogram],
         raters=raters,
         judgments_per_day=[(str(d), n) for d, n in per_day],
+    )
+
+
+def project_members(*, project: Project) -> list[Membership]:
+    """The project's team: the owner first, then researchers, then viewers, by username."""
+    members = list(Membership.objects.filter(project=project).select_related("user"))
+    order = {Role.RESEARCHER: 0, Role.VIEWER: 1}
+    members.sort(key=lambda m: (m.user_id != project.owner_id, order.get(m.role, 2), m.user.get_username().lower()))
+    return members
+
+
+# Raters page and the payments CSV -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RaterRow:
+    """One rater as the raters page and its CSV list them (answers include repeats)."""
+
+    public_id: str
+    source: str
+    prolific_pid: str
+    study_id: str
+    session_id: str
+    status: str
+    n_answers: int
+    n_repeats: int
+    time_on_tasks_s: float
+    elapsed_s: float | None
+    joined_at: datetime
+    consented_at: datetime | None
+    consent_declined_at: datetime | None
+    completed_at: datetime | None
+    last_answer_at: datetime | None
+
+
+RATER_STATUSES = {
+    "finished": "finished",
+    "answering": "answering",
+    "declined": "declined consent",
+    "not_started": "not started",
+}
+
+
+def _rater_status(rater: Rater) -> str:
+    if rater.completed_at is not None:
+        return "finished"
+    if rater.n_judgments:
+        return "answering"
+    if rater.consent_declined_at is not None and rater.consent_version_id is None:
+        return "declined"
+    return "not_started"
+
+
+def raters_of_project(*, project: Project, search: str = "", by_crowd_ids: bool = False) -> QuerySet[Rater]:
+    """The project's raters, oldest first. ``search`` matches the public id exactly, and with
+    ``by_crowd_ids`` (researchers) a Prolific PID, study or session id too."""
+    raters = Rater.objects.filter(project=project).order_by("id")
+    search = search.strip()
+    if search:
+        match = Q(public_id=search)
+        if by_crowd_ids:
+            match |= Q(prolific_pid=search) | Q(study_id=search) | Q(session_id=search)
+        raters = raters.filter(match)
+    return raters
+
+
+def rater_rows(*, raters: Iterable[Rater]) -> list[RaterRow]:
+    """Rows for the given raters, with time on tasks and last answer from two grouped queries."""
+    raters = list(raters)
+    ids = [r.pk for r in raters]
+    totals: dict[int, tuple[int, datetime | None]] = {}
+    for model in (Judgment, Annotation):
+        grouped = (model.objects.filter(rater_id__in=ids).values("rater_id")
+                   .annotate(ms=Sum("response_time_ms"), last=Max("submitted_at")).order_by())
+        for row in grouped:
+            ms, last = totals.get(row["rater_id"], (0, None))
+            newest = max((t for t in (last, row["last"]) if t is not None), default=None)
+            totals[row["rater_id"]] = (ms + (row["ms"] or 0), newest)
+    rows = []
+    for rater in raters:
+        ms, last = totals.get(rater.pk, (0, None))
+        rows.append(RaterRow(
+            public_id=rater.public_id, source=rater.source, prolific_pid=rater.prolific_pid,
+            study_id=rater.study_id, session_id=rater.session_id, status=_rater_status(rater),
+            n_answers=rater.n_judgments, n_repeats=rater.n_repeats, time_on_tasks_s=ms / 1000,
+            elapsed_s=(last - rater.created_at).total_seconds() if last else None,
+            joined_at=rater.created_at, consented_at=rater.consented_at,
+            consent_declined_at=rater.consent_declined_at, completed_at=rater.completed_at, last_answer_at=last,
+        ))
+    return rows
+
+
+def rater_rows_all(*, project: Project, chunk: int = 500) -> Iterator[RaterRow]:
+    """Every rater of the project as rows, read in chunks (for the streamed CSV)."""
+    last_id = 0
+    while True:
+        batch = list(Rater.objects.filter(project=project, id__gt=last_id).order_by("id")[:chunk])
+        if not batch:
+            return
+        yield from rater_rows(raters=batch)
+        last_id = batch[-1].pk
+
+
+@dataclass(frozen=True)
+class ItemUsage:
+    n_tasks: int
+    n_active_tasks: int
+    n_judgments: int
+    n_annotations: int
+
+
+def item_usage(*, item: Item) -> ItemUsage:
+    """How much of the study involves the image: its tasks and the answers about it."""
+    tasks = Task.objects.filter(Q(item_a=item) | Q(item_b=item))
+    return ItemUsage(
+        n_tasks=tasks.count(),
+        n_active_tasks=tasks.filter(is_active=True).count(),
+        n_judgments=Judgment.objects.filter(Q(left_item=item) | Q(right_item=item)).count(),
+        n_annotations=Annotation.objects.filter(item=item).count(),
     )

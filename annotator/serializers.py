@@ -22,8 +22,9 @@ class ProjectSerializer(serializers.ModelSerializer):
     class Meta:
         model = Project
         fields = ["slug", "name", "description", "overlap", "tasks_per_rater", "repeat_rate", "effective_radius",
-                  "pairwise_flags", "completion_code", "completion_redirect_url", "is_open", "created_at", "role"]
-        read_only_fields = ["created_at", "role", "effective_radius"]
+                  "allow_tie", "pairwise_flags", "completion_code", "completion_redirect_url", "no_places_code",
+                  "consent_declined_code", "is_open", "created_at", "role"]
+        read_only_fields = ["created_at", "role"]
 
     def get_role(self, obj) -> str | None:
         return self.context.get("roles", {}).get(obj.pk)
@@ -47,12 +48,16 @@ class ProjectUpdateSerializer(serializers.Serializer):
     completion_redirect_url = serializers.URLField(required=False, allow_blank=True)
     is_open = serializers.BooleanField(required=False)
     pairwise_flags = serializers.ListField(child=serializers.CharField(max_length=40), required=False)
+    effective_radius = serializers.FloatField(required=False)
+    allow_tie = serializers.BooleanField(required=False)
+    no_places_code = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    consent_declined_code = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
 class ItemSerializer(serializers.ModelSerializer):
     class Meta:
         model = Item
         fields = ["id", "original_name", "prompt", "source_model", "metadata", "width", "height",
-                  "image_format", "sha256", "created_at"]
+                  "image_format", "sha256", "created_at", "retired_at"]
 
 class InstructionVersionSerializer(serializers.ModelSerializer):
     class Meta:
@@ -63,8 +68,8 @@ class InstructionVersionSerializer(serializers.ModelSerializer):
 class ConsentVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ConsentVersion
-        fields = ["id", "version", "text", "created_at"]
-        read_only_fields = ["id", "version", "created_at"]
+        fields = ["id", "version", "text", "created_at", "first_shown_at"]
+        read_only_fields = ["id", "version", "created_at", "first_shown_at"]
 
 class TaskGenerateSerializer(serializers.Serializer):
     strategy = serializers.ChoiceField(choices=["within_prompt", "random", "pairs"])

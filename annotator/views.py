@@ -7,25 +7,32 @@ import io
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from annotator import selectors, services
 from annotator.consolidation import KIND_COLOURS, item_feedback, project_feedback_summary
 from annotator.errors import DomainError
 from annotator.forms import (
-    FeedbackSettingsForm,
+    ChecklistQuestionsFormSet,
+    ConsentForm,
     InstructionForm,
+    ItemEditForm,
+    LikertFormSet,
+    MemberAddForm,
+    MemberRoleForm,
     ProjectForm,
     SingleTaskGenerateForm,
+    StudySettingsForm,
     TaskGenerateForm,
     UploadForm,
 )
 from annotator.imports import Upload, UploadRejected, items_import
-from annotator.models import Item
+from annotator.models import Item, Membership, Role
 from annotator.permissions import project_member_or_404
 
 
@@ -44,16 +51,38 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_create(request: HttpRequest) -> HttpResponse:
-    form = ProjectForm(request.POST or None)
+    form = ProjectForm(*_posted(request))
     if request.method == "POST" and form.is_valid():
         try:
-            project = services.project_create(owner=request.user, **form.cleaned_data)
+            project = services.project_create(owner=request.user, is_open=False, **form.cleaned_data)
         except DomainError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            _form_error(form, exc)
         else:
-            messages.success(request, f"Project “{project.name}” created. Next: upload images.")
+            messages.success(request, f"Project “{project.name}” created (closed to raters). Next: upload images, "
+                                      "write the consent text and instructions, make tasks, then open it in Settings.")
             return redirect("annotator:items", slug=project.slug)
-    return render(request, "researcher/project_form.html", {"form": form})
+    return render(request, "researcher/project_form.html", {"form": form}, status=_status(request, form))
+
+
+def _posted(request: HttpRequest, *, files: bool = False) -> tuple:
+    """A form's data arguments: bound to what was posted (even nothing) on POST, unbound on GET."""
+    if request.method != "POST":
+        return (None, None) if files else (None,)
+    return (request.POST, request.FILES) if files else (request.POST,)
+
+
+def _form_error(form, exc: DomainError) -> None:
+    """A service's refusal shown on the field it names (or above the form)."""
+    form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+
+
+def _status(request: HttpRequest, *forms, error: DomainError | None = None) -> int:
+    """200, or for a refused POST the 4xx of the refusal (400 for a form that did not validate)."""
+    if error is not None:
+        return error.status
+    if request.method == "POST" and any(f.is_bound and not f.is_valid() for f in forms):
+        return 400
+    return 200
 
 
 @login_required
@@ -67,7 +96,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "progress": progress,
         "join_url": join_url,
         "prolific_url": join_url + "?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}",
-        "instruction": selectors.instruction_current(project=project),
+        "readiness": selectors.project_readiness(project=project),
         "tasks_chart": [(str(k), n) for k, n in progress.tasks_by_judgments],
         "days_chart": progress.judgments_per_day[-30:],
         "median_response_s": progress.median_response_ms / 1000 if progress.median_response_ms else None,
@@ -78,30 +107,87 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def items(request: HttpRequest, slug: str) -> HttpResponse:
     project, role = project_member_or_404(request, slug, write=request.method == "POST")
-    form = UploadForm(request.POST or None, request.FILES or None)
-    problems = []
+    form = UploadForm(*_posted(request, files=True))
+    problems, refused = [], None
     if request.method == "POST" and form.is_valid():
-        uploads = [Upload(name=f.name, stream=f, size=f.size) for f in request.FILES.getlist("files")]
-        manifest = request.FILES.get("manifest")
+        uploads = [Upload(name=f.name, stream=f, size=f.size) for f in form.cleaned_data["files"]]
+        manifest = form.cleaned_data.get("manifest")
         try:
             report = items_import(
                 project=project, uploads=uploads,
                 manifest=Upload(name=manifest.name, stream=manifest, size=manifest.size) if manifest else None,
             )
         except UploadRejected as exc:
-            problems = exc.problems
+            problems, refused = exc.problems, exc
             messages.error(request, "Nothing was imported: fix the files below and upload again.")
         except DomainError as exc:
-            messages.error(request, exc.message)
+            refused = exc
+            _form_error(form, exc)
         else:
-            note = f" ({len(report.already_present)} already present)" if report.already_present else ""
+            notes = []
+            if report.already_present:
+                notes.append(f"{len(report.already_present)} already present")
+            if report.updated:
+                notes.append(f"{len(report.updated)} earlier image(s) updated from the manifest")
+            note = f" ({'; '.join(notes)})" if notes else ""
             messages.success(request, f"Imported {len(report.created)} image(s){note}.")
             return redirect("annotator:items", slug=slug)
-    page = project.items.order_by("-id")[:200]
+    show = request.GET.get("show", "active")
+    listed = project.items.order_by("-id")
+    listed = listed.filter(retired_at__isnull=show != "retired")
     return render(request, "researcher/items.html", {
-        "project": project, "role": role, "form": form, "problems": problems, "items": page,
-        "n_items": project.items.count(),
-    })
+        "project": project, "role": role, "form": form, "problems": problems, "items": listed[:200],
+        "n_items": project.items.filter(retired_at__isnull=True).count(),
+        "n_retired": project.items.filter(retired_at__isnull=False).count(), "show": show,
+    }, status=_status(request, form, error=refused))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def item_edit(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+    """An image's prompt, model and metadata; retire or restore it."""
+    project, role = project_member_or_404(request, slug, write=request.method == "POST")
+    item = get_object_or_404(Item, pk=item_id, project=project)
+    form = ItemEditForm(*_posted(request),
+                        initial={"prompt": item.prompt, "source_model": item.source_model, "metadata": item.metadata})
+    refused = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.item_update(item=item, **form.cleaned_data)
+        except DomainError as exc:
+            refused = exc
+            _form_error(form, exc)
+        else:
+            messages.success(request, f"Saved {item.original_name}.")
+            return redirect("annotator:item_edit", slug=slug, item_id=item.pk)
+    if role != Role.RESEARCHER:
+        for field in form.fields.values():
+            field.disabled = True
+    return render(request, "researcher/item_edit.html", {
+        "project": project, "role": role, "item": item, "form": form,
+        "usage": selectors.item_usage(item=item),
+    }, status=_status(request, form, error=refused))
+
+
+@login_required
+@require_POST
+def item_retire(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+    project, _ = project_member_or_404(request, slug, write=True)
+    item = get_object_or_404(Item, pk=item_id, project=project)
+    services.item_retire(item=item)
+    messages.success(request, f"Retired {item.original_name}: it is in no new task and no longer shown to raters; "
+                              "its judgments are kept.")
+    return redirect("annotator:item_edit", slug=slug, item_id=item.pk)
+
+
+@login_required
+@require_POST
+def item_restore(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+    project, _ = project_member_or_404(request, slug, write=True)
+    item = get_object_or_404(Item, pk=item_id, project=project)
+    services.item_restore(item=item)
+    messages.success(request, f"Restored {item.original_name}: its tasks are handed out again.")
+    return redirect("annotator:item_edit", slug=slug, item_id=item.pk)
 
 
 @login_required
@@ -116,23 +202,59 @@ def item_image(request: HttpRequest, slug: str, item_id: int) -> FileResponse:
 def instructions(request: HttpRequest, slug: str) -> HttpResponse:
     project, role = project_member_or_404(request, slug, write=request.method == "POST")
     current = selectors.instruction_current(project=project)
-    form = InstructionForm(request.POST or None, initial={"text": current.text if current else ""})
+    form = InstructionForm(*_posted(request), initial={"text": current.text if current else ""})
+    refused = None
     if request.method == "POST" and form.is_valid():
-        version = services.instruction_version_create(project=project, text=form.cleaned_data["text"],
-                                                      created_by=request.user)
-        messages.success(request, f"Saved as version {version.version}. Raters will see it before their next task.")
-        return redirect("annotator:instructions", slug=slug)
+        try:
+            version = services.instruction_version_create(project=project, text=form.cleaned_data["text"],
+                                                          created_by=request.user)
+        except DomainError as exc:
+            refused = exc
+            _form_error(form, exc)
+        else:
+            messages.success(request, f"Saved as version {version.version}. Raters will see it before their next "
+                                      "task.")
+            return redirect("annotator:instructions", slug=slug)
     versions = project.instruction_versions.order_by("-version")
     return render(request, "researcher/instructions.html", {
         "project": project, "role": role, "form": form, "versions": versions, "current": current,
-    })
+    }, status=_status(request, form, error=refused))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def consent(request: HttpRequest, slug: str) -> HttpResponse:
+    """The consent text raters must agree to before anything else; each save is a new version."""
+    project, role = project_member_or_404(request, slug, write=request.method == "POST")
+    current = selectors.consent_current(project=project)
+    form = ConsentForm(*_posted(request), initial={"text": current.text if current else ""})
+    refused = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            version = services.consent_version_create(project=project, text=form.cleaned_data["text"],
+                                                      created_by=request.user)
+        except DomainError as exc:
+            refused = exc
+            _form_error(form, exc)
+        else:
+            if current is not None and version.pk == current.pk:
+                messages.info(request, "The text is unchanged: no new version.")
+            else:
+                messages.success(request, f"Saved as version {version.version}. Raters are asked to agree to it "
+                                          "before their next page.")
+            return redirect("annotator:consent", slug=slug)
+    versions = project.consent_versions.annotate(n_raters=Count("rater")).order_by("-version")
+    return render(request, "researcher/consent.html", {
+        "project": project, "role": role, "form": form, "versions": versions, "current": current,
+    }, status=_status(request, form, error=refused))
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def tasks(request: HttpRequest, slug: str) -> HttpResponse:
     project, role = project_member_or_404(request, slug, write=request.method == "POST")
-    form = TaskGenerateForm(request.POST or None, request.FILES or None, initial={"overlap": project.overlap})
+    form = TaskGenerateForm(*_posted(request, files=True), initial={"overlap": project.overlap})
+    refused = None
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -146,15 +268,16 @@ def tasks(request: HttpRequest, slug: str) -> HttpResponse:
                 same_prompt=data.get("same_prompt", False), pairs=pairs, overlap=data.get("overlap"),
             )
         except DomainError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            refused = exc
+            _form_error(form, exc)
         else:
             messages.success(request, f"Created {created} new pairwise task(s).")
             return redirect("annotator:tasks", slug=slug)
     n_tasks = project.tasks.count()
     return render(request, "researcher/tasks.html", {
         "project": project, "role": role, "form": form, "n_tasks": n_tasks,
-        "n_items": project.items.count(),
-    })
+        "n_items": project.items.filter(retired_at__isnull=True).count(),
+    }, status=_status(request, form, error=refused))
 
 
 def _read_pair_list(upload) -> list[tuple[str, str]]:
@@ -199,45 +322,206 @@ def item_detail(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
     })
 
 
-def _ordered(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
-    """JSON objects with their keys in a readable order (PostgreSQL's jsonb does not keep it)."""
-    return [{k: row[k] for k in keys if k in row} for row in rows]
+@login_required
+@require_http_methods(["GET", "POST"])
+def feedback(request: HttpRequest, slug: str) -> HttpResponse:
+    """Rich feedback and checklists: score distributions, annotated images and task generation (the
+    scores and checklist questions themselves are edited on the settings page)."""
+    project, role = project_member_or_404(request, slug, write=request.method == "POST")
+    tasks_form = SingleTaskGenerateForm(*_posted(request), initial={"kind": "rich", "overlap": project.overlap})
+    refused = None
+    if request.method == "POST" and tasks_form.is_valid():
+        data = tasks_form.cleaned_data
+        try:
+            created = services.tasks_generate_single(project=project, kind=data["kind"], overlap=data.get("overlap"))
+        except DomainError as exc:
+            refused = exc
+            _form_error(tasks_form, exc)
+        else:
+            messages.success(request, f"Created {created} new {data['kind']} task(s).")
+            return redirect("annotator:feedback", slug=slug)
+    summary = project_feedback_summary(project=project)
+    annotated = (Item.objects.filter(project=project, annotations__isnull=False).distinct().order_by("-id")[:120])
+    return render(request, "researcher/feedback.html", {
+        "project": project, "role": role, "summary": summary, "annotated": annotated, "tasks_form": tasks_form,
+        "task_counts": dict(project.tasks.values_list("kind").annotate(n=Count("id")).order_by()),
+    }, status=_status(request, tasks_form, error=refused))
+
+
+# Settings ---------------------------------------------------------------------------------------------
+
+_SETTINGS_FIELDS = tuple(StudySettingsForm.base_fields)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def feedback(request: HttpRequest, slug: str) -> HttpResponse:
-    """Rich feedback and checklists: score distributions, annotated images, settings and task generation."""
+def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    """The study's settings, its rich-feedback scores and its checklist questions: three forms, each saved
+    on its own (``form`` = study, likert or checklist)."""
     project, role = project_member_or_404(request, slug, write=request.method == "POST")
-    settings_form = FeedbackSettingsForm(
-        request.POST if request.POST.get("form") == "settings" else None,
-        initial={"likert_dimensions": _ordered(project.likert_dimensions, ("name", "label", "low", "high", "key")),
-                 "checklist": _ordered(project.checklist, ("id", "dimension", "question", "required"))})
-    tasks_form = SingleTaskGenerateForm(
-        request.POST if request.POST.get("form") == "tasks" else None,
-        initial={"kind": "rich", "overlap": project.overlap})
-    if request.method == "POST":
-        form = settings_form if request.POST.get("form") == "settings" else tasks_form
-        if form.is_valid():
-            data = form.cleaned_data
+    which = request.POST.get("form") if request.method == "POST" else None
+    if which not in (None, "study", "likert", "checklist"):
+        return HttpResponseBadRequest("Unknown settings form: send form=study, likert or checklist.")
+    study = StudySettingsForm(request.POST if which == "study" else None,
+                              initial={name: getattr(project, name) for name in _SETTINGS_FIELDS})
+    likert = LikertFormSet(request.POST if which == "likert" else None, prefix="likert",
+                           initial=project.likert_dimensions)
+    checklist = ChecklistQuestionsFormSet(request.POST if which == "checklist" else None, prefix="checklist",
+                                          initial=project.checklist)
+    refused, errors = None, {"likert": None, "checklist": None}
+    if which == "study" and study.is_valid():
+        try:
+            services.project_update(project=project, **study.cleaned_data)
+        except DomainError as exc:
+            refused = exc
+            _form_error(study, exc)
+        else:
+            messages.success(request, "Saved the study settings.")
+            return redirect(reverse("annotator:settings", args=[slug]) + "#study")
+    elif which in ("likert", "checklist"):
+        formset = likert if which == "likert" else checklist
+        if formset.is_valid():
             try:
-                if form is settings_form:
-                    services.project_feedback_update(project=project, likert_dimensions=data["likert_dimensions"],
-                                                     checklist=data["checklist"])
-                    note = "Saved the scores and checklist questions."
+                if which == "likert":
+                    services.project_feedback_update(project=project, likert_dimensions=formset.rows())
                 else:
-                    created = services.tasks_generate_single(project=project, kind=data["kind"],
-                                                             overlap=data.get("overlap"))
-                    note = f"Created {created} new {data['kind']} task(s)."
+                    services.project_feedback_update(project=project, checklist=formset.rows())
             except DomainError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+                refused = exc
+                errors[which] = exc.message
             else:
-                messages.success(request, note)
-                return redirect("annotator:feedback", slug=slug)
-    summary = project_feedback_summary(project=project)
-    annotated = (Item.objects.filter(project=project, annotations__isnull=False).distinct().order_by("-id")[:120])
-    return render(request, "researcher/feedback.html", {
-        "project": project, "role": role, "summary": summary, "annotated": annotated,
-        "settings_form": settings_form, "tasks_form": tasks_form,
-        "task_counts": dict(project.tasks.values_list("kind").annotate(n=Count("id")).order_by()),
+                messages.success(request, "Saved the scores." if which == "likert" else
+                                 "Saved the checklist questions.")
+                return redirect(reverse("annotator:settings", args=[slug]) + f"#{which}")
+    if role != Role.RESEARCHER:
+        for form in (study, *likert.forms, *checklist.forms):
+            for field in form.fields.values():
+                field.disabled = True
+    return render(request, "researcher/settings.html", {
+        "project": project, "role": role, "study": study, "likert": likert, "checklist": checklist,
+        "errors": errors, "readiness": selectors.project_readiness(project=project),
+        "editable": role == Role.RESEARCHER,
+        "n_rich_answers": project.annotations.count(),
+    }, status=_status(request, study, likert, checklist, error=refused))
+
+
+# Team -------------------------------------------------------------------------------------------------
+
+
+def _team_page(request, project, role, *, form, row_errors=None, status=200) -> HttpResponse:
+    members = selectors.project_members(project=project)
+    rows = [{"membership": m, "is_owner": m.user_id == project.owner_id, "error": (row_errors or {}).get(m.pk),
+             "form": MemberRoleForm(initial={"role": m.role}, prefix=f"m{m.pk}")} for m in members]
+    return render(request, "researcher/team.html", {
+        "project": project, "role": role, "form": form, "rows": rows,
+    }, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def team(request: HttpRequest, slug: str) -> HttpResponse:
+    """Who works on the project, with their role; researchers add members by username or email."""
+    project, role = project_member_or_404(request, slug, write=request.method == "POST")
+    form = MemberAddForm(*_posted(request))
+    refused = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            membership = services.membership_add(project=project, user_reference=form.cleaned_data["user"],
+                                                 role=form.cleaned_data["role"])
+        except DomainError as exc:
+            refused = exc
+            _form_error(form, exc)
+        else:
+            messages.success(request, f"Added {membership.user.get_username()} as "
+                                      f"{membership.get_role_display().lower()}.")
+            return redirect("annotator:team", slug=slug)
+    return _team_page(request, project, role, form=form, status=_status(request, form, error=refused))
+
+
+@login_required
+@require_POST
+def member_change(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
+    project, role = project_member_or_404(request, slug, write=True)
+    membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id, project=project)
+    form = MemberRoleForm(request.POST, prefix=f"m{membership.pk}")
+    if not form.is_valid():
+        return _team_page(request, project, role, form=MemberAddForm(), status=400,
+                          row_errors={membership.pk: "Choose a role: researcher or viewer."})
+    try:
+        services.membership_change(membership=membership, role=form.cleaned_data["role"])
+    except DomainError as exc:
+        return _team_page(request, project, role, form=MemberAddForm(), status=exc.status,
+                          row_errors={membership.pk: exc.message})
+    messages.success(request, f"{membership.user.get_username()} is now a {form.cleaned_data['role']}.")
+    return redirect("annotator:team", slug=slug)
+
+
+@login_required
+@require_POST
+def member_remove(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
+    project, role = project_member_or_404(request, slug, write=True)
+    membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id, project=project)
+    try:
+        services.membership_remove(membership=membership)
+    except DomainError as exc:
+        return _team_page(request, project, role, form=MemberAddForm(), status=exc.status,
+                          row_errors={membership.pk: exc.message})
+    messages.success(request, f"Removed {membership.user.get_username()} from the project.")
+    if membership.user_id == request.user.pk and not request.user.is_staff:
+        return redirect("annotator:project_list")
+    return redirect("annotator:team", slug=slug)
+
+
+# Raters -----------------------------------------------------------------------------------------------
+
+
+@login_required
+def raters(request: HttpRequest, slug: str) -> HttpResponse:
+    """Every rater with their answers and time spent; crowd ids and the CSV for researchers only."""
+    project, role = project_member_or_404(request, slug)
+    search = request.GET.get("q", "")[:64]
+    listed = selectors.raters_of_project(project=project, search=search, by_crowd_ids=role == Role.RESEARCHER)
+    page = Paginator(listed, 100).get_page(request.GET.get("page"))
+    return render(request, "researcher/raters.html", {
+        "project": project, "role": role, "page": page, "rows": selectors.rater_rows(raters=page.object_list),
+        "search": search, "statuses": selectors.RATER_STATUSES, "show_crowd_ids": role == Role.RESEARCHER,
+        "n_raters": project.raters.count(),
     })
+
+
+#: The raters CSV: one row per rater, for approving, rejecting and paying crowd participants.
+RATER_CSV_COLUMNS = (
+    "rater", "source", "prolific_pid", "study_id", "session_id", "status", "answers", "repeats",
+    "time_on_tasks_s", "elapsed_s", "joined_at", "consented_at", "consent_declined_at", "completed_at",
+    "last_answer_at", "decision", "bonus",
+)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _iso(value) -> str:
+    return value.isoformat() if value else ""
+
+
+@login_required
+def raters_csv(request: HttpRequest, slug: str) -> StreamingHttpResponse:
+    """Every rater as CSV (streamed), with empty ``decision`` and ``bonus`` columns to fill in."""
+    project, _ = project_member_or_404(request, slug, write=True)  # crowd ids: researchers only
+    writer = csv.writer(_Echo())
+
+    def lines():
+        yield writer.writerow(RATER_CSV_COLUMNS)
+        for r in selectors.rater_rows_all(project=project):
+            yield writer.writerow([
+                r.public_id, r.source, r.prolific_pid, r.study_id, r.session_id, r.status, r.n_answers,
+                r.n_repeats, f"{r.time_on_tasks_s:.1f}", "" if r.elapsed_s is None else f"{r.elapsed_s:.1f}",
+                _iso(r.joined_at), _iso(r.consented_at), _iso(r.consent_declined_at), _iso(r.completed_at),
+                _iso(r.last_answer_at), "", "",
+            ])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{project.slug}-raters.csv"'
+    return response

@@ -5,10 +5,11 @@ input and raises a :mod:`annotator.errors` error that names the field at fault, 
 stored partly. One module per entity; this package re-exports their public functions, so callers
 write ``from annotator import services`` and ``services.judgment_create(...)``:
 
-- :mod:`~annotator.services.projects` — projects, their settings and members;
+- :mod:`~annotator.services.projects` — projects, their settings and their team (members and roles);
+- :mod:`~annotator.services.items` — describing images already uploaded, retiring and restoring them;
 - :mod:`~annotator.services.instructions` — instruction and consent versions;
-- :mod:`~annotator.services.raters` — joining, consent, demographics, acknowledging instructions,
-  the rater's next step and completion;
+- :mod:`~annotator.services.raters` — joining (with the capacity check), consent and its decline,
+  demographics, acknowledging instructions, the rater's next step and completion;
 - :mod:`~annotator.services.assignments` — which task a rater gets next, repeats, expiry;
 - :mod:`~annotator.services.tasks` — task generation (pairs, one task per item);
 - :mod:`~annotator.services.answers` — the one skeleton that stores an answer (idempotency, locking,
@@ -20,13 +21,22 @@ write ``from annotator import services`` and ``services.judgment_create(...)``:
 from annotator.services.annotations import annotation_create, project_feedback_update
 from annotator.services.assignments import assignment_next, assignments_expire
 from annotator.services.instructions import consent_version_create, instruction_version_create
+from annotator.services.items import item_restore, item_retire, item_update
 from annotator.services.judgments import judgment_create
-from annotator.services.projects import membership_set, project_create, project_update
+from annotator.services.projects import (
+    membership_add,
+    membership_change,
+    membership_remove,
+    membership_set,
+    project_create,
+    project_update,
+)
 from annotator.services.raters import (
     RaterNext,
     demographics_submit,
     rater_acknowledge_instructions,
     rater_consent,
+    rater_consent_decline,
     rater_join,
     rater_next,
     rater_next_after_answer,
@@ -47,13 +57,20 @@ __all__ = [
     "consent_version_create",
     "demographics_submit",
     "instruction_version_create",
+    "item_restore",
+    "item_retire",
+    "item_update",
     "judgment_create",
+    "membership_add",
+    "membership_change",
+    "membership_remove",
     "membership_set",
     "project_create",
     "project_feedback_update",
     "project_update",
     "rater_acknowledge_instructions",
     "rater_consent",
+    "rater_consent_decline",
     "rater_join",
     "rater_next",
     "rater_next_after_answer",

@@ -22,9 +22,10 @@ def assignment_next(*, rater: Rater) -> Assignment | None:
     """The rater's open assignment, or a new one, or None when nothing is left for them.
 
     Policy: tasks with the fewest assignments first (random among equals), never a task
-    this rater already had, never more than ``overlap`` raters per task. The slot is taken
-    with a conditional UPDATE, so concurrent raters cannot over-fill a task; on PostgreSQL
-    rows being claimed by others are skipped (``SKIP LOCKED``) rather than waited for.
+    this rater already had, never more than ``overlap`` raters per task, never a task of a
+    retired image (``Task.is_active``). The slot is taken with a conditional UPDATE, so
+    concurrent raters cannot over-fill a task; on PostgreSQL rows being claimed by others are
+    skipped (``SKIP LOCKED``) rather than waited for.
 
     Repeats: with probability ``project.repeat_rate`` (drawn from ``random.Random`` seeded by
     the rater's id and answer count, so a rater's stream is reproducible) the next assignment
@@ -39,8 +40,7 @@ def assignment_next(*, rater: Rater) -> Assignment | None:
     project = rater.project
     if project.tasks_per_rater and rater.n_judgments - rater.n_repeats >= project.tasks_per_rater:
         return None
-    already_seen = Assignment.objects.filter(task=OuterRef("pk"), rater=rater)
-    available = Task.objects.filter(project=project, n_assigned__lt=project.overlap).exclude(Exists(already_seen))
+    available = selectors.tasks_available_to(rater=rater)
     if project.repeat_rate > 0:
         rng = random.Random(f"{rater.pk}:{rater.n_judgments}")
         if rng.random() < project.repeat_rate and available.exists():
@@ -94,7 +94,7 @@ def _repeat_create(*, rater: Rater, rng: random.Random) -> Assignment | None:
         return None
     eligible = (
         Assignment.objects.filter(rater=rater, is_repeat=False, state=AssignmentState.ANSWERED,
-                                  right_item__isnull=False, id__lt=recent[-1])
+                                  right_item__isnull=False, id__lt=recent[-1], task__is_active=True)
         .exclude(Exists(Assignment.objects.filter(repeat_of=OuterRef("pk"))))
         .order_by("id")
     )

@@ -31,6 +31,8 @@ def judgment_create(
     def validate() -> None:
         if choice not in Choice.values:
             raise InvalidInput(f"choice must be one of {', '.join(Choice.values)}.", field="choice")
+        if choice == Choice.TIE and not rater.project.allow_tie:
+            raise InvalidInput("This study has no “about the same” answer: choose left or right.", field="choice")
         allowed_flags = set(rater.project.pairwise_flags or ())
         bad = [f for f in flags if f not in allowed_flags]
         if bad:

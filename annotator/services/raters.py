@@ -9,23 +9,41 @@ from django.utils import timezone
 
 from annotator import selectors
 from annotator.errors import Conflict, InvalidInput
-from annotator.models import DEMOGRAPHIC_FIELDS, Assignment, Demographics, InstructionVersion, Project, Rater
+from annotator.models import (
+    DEMOGRAPHIC_FIELDS,
+    Assignment,
+    ConsentVersion,
+    Demographics,
+    InstructionVersion,
+    Project,
+    Rater,
+)
 from annotator.services.assignments import assignment_next
 
 
 def rater_join(
     *, project: Project, prolific_pid: str = "", study_id: str = "", session_id: str = ""
 ) -> tuple[Rater, bool]:
-    """A rater arrives. The same Prolific PID resumes its rater instead of creating another."""
+    """A rater arrives. The same Prolific PID resumes its rater instead of creating another.
+
+    Refused (Conflict, nothing stored) when the project is closed (``project_closed``), has no consent
+    text or instructions yet (``not_ready``), or — for a new rater — has no task with a free place left
+    (``study_full``): a latecomer is told before consent, not after.
+    """
     if not project.is_open:
-        raise Conflict("This project is not accepting raters at the moment.", code="project_closed")
+        raise Conflict("This study is not accepting participants at the moment.", code="project_closed")
     for name, value in (("PROLIFIC_PID", prolific_pid), ("STUDY_ID", study_id), ("SESSION_ID", session_id)):
         if len(value) > 64 or not all(ch.isalnum() or ch in "-_" for ch in value):
             raise InvalidInput(f"{name} must be at most 64 letters, digits, '-' or '_'.", field=name)
+    readiness = selectors.project_readiness(project=project)
+    if readiness.missing:
+        raise Conflict("This study is not open yet. Please try again later.", code="not_ready")
     if prolific_pid:
         existing = Rater.objects.filter(project=project, prolific_pid=prolific_pid).first()
         if existing is not None:
             return existing, False
+    if not readiness.has_places:
+        raise Conflict("Sorry, this study is full: every place has been taken.", code="study_full")
     try:
         with transaction.atomic():
             rater = Rater.objects.create(
@@ -42,12 +60,30 @@ def rater_join(
 
 
 def rater_consent(*, rater: Rater, consent_version_id: int) -> Rater:
+    """Record that the rater agreed to the current consent text (which is now immutable)."""
     current = selectors.consent_current(project=rater.project)
     if current is None or current.pk != consent_version_id:
         raise Conflict("The consent text changed; please read the current version.", field="consent_version")
-    rater.consent_version = current
-    rater.consented_at = timezone.now()
-    rater.save(update_fields=["consent_version", "consented_at"])
+    now = timezone.now()
+    with transaction.atomic():
+        ConsentVersion.objects.filter(pk=current.pk, first_shown_at__isnull=True).update(first_shown_at=now)
+        rater.consent_version = current
+        rater.consented_at = now
+        rater.save(update_fields=["consent_version", "consented_at"])
+    return rater
+
+
+def rater_consent_decline(*, rater: Rater, consent_version_id: int) -> Rater:
+    """Record that the rater declined the consent text they were shown (the first decline's time is kept)."""
+    version = ConsentVersion.objects.filter(pk=consent_version_id, project_id=rater.project_id).first()
+    if version is None:
+        raise InvalidInput("Unknown consent version.", field="consent_version")
+    now = timezone.now()
+    with transaction.atomic():
+        ConsentVersion.objects.filter(pk=version.pk, first_shown_at__isnull=True).update(first_shown_at=now)
+        if rater.consent_declined_at is None:
+            rater.consent_declined_at = now
+            rater.save(update_fields=["consent_declined_at"])
     return rater
 
 

@@ -1,5 +1,5 @@
 """Task generation: pairwise tasks (within prompts, random pairs, an uploaded pair list) and one
-rich-feedback or checklist task per item."""
+rich-feedback or checklist task per item. Retired items are never put in a new task."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def _create_pairs(*, project: Project, pairs: Iterable[tuple[int, int]], random_
 def tasks_generate_within_prompt(*, project: Project, random_state: int | None = None) -> int:
     """All pairs of items that share a prompt. Returns the number of new tasks."""
     by_prompt: dict[str, list[int]] = defaultdict(list)
-    for item_id, prompt in project.items.values_list("id", "prompt"):
+    for item_id, prompt in project.items.filter(retired_at__isnull=True).values_list("id", "prompt"):
         by_prompt[prompt].append(item_id)
     pairs = itertools.chain.from_iterable(itertools.combinations(ids, 2) for ids in by_prompt.values())
     with transaction.atomic():
@@ -54,7 +54,7 @@ def tasks_generate_random(*, project: Project, budget: int, same_prompt: bool = 
         raise InvalidInput(f"budget must be from 1 to {MAX_TASKS_PER_GENERATION}.", field="budget")
     rng = random.Random(random_state)
     groups: dict[str, list[int]] = defaultdict(list)
-    for item_id, prompt in project.items.values_list("id", "prompt"):
+    for item_id, prompt in project.items.filter(retired_at__isnull=True).values_list("id", "prompt"):
         groups[prompt if same_prompt else ""].append(item_id)
     pools = [ids for ids in groups.values() if len(ids) >= 2]
     if not pools:
@@ -78,15 +78,21 @@ def tasks_generate_from_pairs(*, project: Project, pairs: Sequence[tuple[str, st
                               random_state: int | None = None) -> int:
     """Pairs named by item file name, sha256 or id. Every name must resolve, or nothing is created."""
     lookup: dict[str, int] = {}
-    for item_id, name, sha in project.items.values_list("id", "original_name", "sha256"):
+    retired: set[int] = set()
+    for item_id, name, sha, retired_at in project.items.values_list("id", "original_name", "sha256", "retired_at"):
         lookup[str(item_id)] = item_id
         lookup[sha] = item_id
         lookup.setdefault(name, item_id)
+        if retired_at is not None:
+            retired.add(item_id)
     resolved = []
     for line, (a, b) in enumerate(pairs, start=1):
         missing = [ref for ref in (a, b) if ref not in lookup]
         if missing:
             raise InvalidInput(f"Pair list line {line}: no item named '{missing[0]}' in this project.", field="pairs")
+        gone = [ref for ref in (a, b) if lookup[ref] in retired]
+        if gone:
+            raise InvalidInput(f"Pair list line {line}: the image '{gone[0]}' is retired.", field="pairs")
         if lookup[a] == lookup[b]:
             raise InvalidInput(f"Pair list line {line}: an item cannot be compared with itself.", field="pairs")
         resolved.append((lookup[a], lookup[b]))
@@ -125,7 +131,8 @@ def tasks_generate_single(*, project: Project, kind: str, overlap: int | None = 
     with transaction.atomic():
         Project.objects.select_for_update().filter(pk=project.pk).first()
         have = set(Task.objects.filter(project=project, kind=kind).values_list("item_a_id", flat=True))
-        new = [i for i in project.items.order_by("id").values_list("id", flat=True) if i not in have]
+        new = [i for i in project.items.filter(retired_at__isnull=True).order_by("id").values_list("id", flat=True)
+               if i not in have]
         if len(new) > MAX_TASKS_PER_GENERATION:
             raise InvalidInput(f"At most {MAX_TASKS_PER_GENERATION} tasks can be generated at once.", field="kind")
         Task.objects.bulk_create(

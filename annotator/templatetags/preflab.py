@@ -23,3 +23,26 @@ def markdown_safe(text: str) -> str:
 @register.filter
 def percent(value: float) -> str:
     return f"{100 * (value or 0):.0f}%"
+
+
+@register.filter
+def get_item(mapping, key):
+    """``mapping[key]`` in a template (None when absent)."""
+    return mapping.get(key) if hasattr(mapping, "get") else None
+
+
+@register.filter
+def duration_s(seconds) -> str:
+    """Seconds as a short human duration: 4.2 s, 42 s, 3 min 5 s, 2 h 10 min."""
+    if seconds is None:
+        return "—"
+    if float(seconds) < 10:
+        return f"{float(seconds):.1f} s"
+    total = round(float(seconds))
+    if total < 60:
+        return f"{total} s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"

@@ -1,4 +1,5 @@
-// Pairwise comparison page: two images, keys ← → ↓, response time from when both images show.
+// Pairwise comparison page: two images, keys ← → ↓ (↓ only where the project allows ties), response time
+// from when both images show.
 import { byId as $, fetchNextTask, loadImage, showProgress, statusLine, submitAnswer, withModifier } from "./client.js";
 
 const app = $("pairwise-app");
@@ -33,6 +34,9 @@ async function next(given = null) {
   $("left-prompt").textContent = samePrompt ? "" : a.prompt_left;
   $("right-prompt").textContent = samePrompt ? "" : a.prompt_right;
   renderFlags(a.flags);
+  const allowTie = a.allow_tie !== false;
+  $("tie-row").hidden = !allowTie;
+  $("tie-hint").hidden = !allowTie;
   try {
     await Promise.all([loadImage($("left-img"), a.left.image), loadImage($("right-img"), a.right.image)]);
   } catch (err) {
@@ -47,6 +51,7 @@ async function next(given = null) {
 
 async function answer(choice) {
   if (state.busy || !state.task) return;
+  if (choice === "tie" && state.task.assignment.allow_tie === false) return;
   state.busy = true;
   const a = state.task.assignment;
   const highlight = choice === "tie" ? null : $(choice);

@@ -67,6 +67,7 @@ def rich_study():
     owner = UserFactory(username="researcher-rich")
     project = services.project_create(owner=owner, name="Rich browser", overlap=3, tasks_per_rater=1)
     ItemFactory(project=project, prompt=PROMPT, width=400, height=300)
+    services.consent_version_create(project=project, text="You agree to take part.")  # raters join only with one
     services.instruction_version_create(project=project, text="Mark what is wrong.", created_by=owner)
     services.tasks_generate_single(project=project, kind="rich")
     return project
@@ -74,6 +75,7 @@ def rich_study():
 
 def _join(page, live_server, project):
     page.goto(f"{live_server.url}/join/{project.slug}/{project.join_token}/")
+    page.click("#consent-agree")
     page.click("#demographics-continue")
     page.check("#ack")
     page.click("#instructions-continue")
@@ -153,6 +155,7 @@ def test_checklist_answered_by_keys(live_server, rich_page):
     owner = UserFactory()
     project = services.project_create(owner=owner, name="Checklist browser", overlap=1, tasks_per_rater=1)
     ItemFactory(project=project, prompt="two dogs", width=200, height=150)
+    services.consent_version_create(project=project, text="You agree to take part.")
     services.instruction_version_create(project=project, text="Answer each question.", created_by=owner)
     services.project_feedback_update(project=project, checklist=[
         {"id": "count", "dimension": "alignment", "question": "Are there exactly two dogs?", "required": True},
@@ -161,6 +164,7 @@ def test_checklist_answered_by_keys(live_server, rich_page):
     services.tasks_generate_single(project=project, kind="checklist")
     page = rich_page
     page.goto(f"{live_server.url}/join/{project.slug}/{project.join_token}/")
+    page.click("#consent-agree")
     page.click("#demographics-continue")
     page.check("#ack")
     page.click("#instructions-continue")

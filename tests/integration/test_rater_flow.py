@@ -131,8 +131,14 @@ def test_completion_is_recorded_by_the_last_answer(client, project):
 
 def test_the_rater_pages_write_nothing_on_get(client, project):
     """GETs hand out the open assignment at most; the done page shows the code and records nothing."""
+    project.tasks_per_rater = 1
+    project.save(update_fields=["tasks_per_rater"])
     client.get(join_url(project))
     walk_to_tasks(client, project)
+    body = client.get(reverse("rater:api_next", args=[project.slug])).json()
+    client.post(reverse("rater:api_judgments", args=[project.slug]), {  # one answer earns the completion code
+        "assignment": body["assignment"]["id"], "choice": "left", "idempotency_key": str(uuid.uuid4()),
+        "instruction_version": body["instruction_version"]}, content_type="application/json")
     Task.objects.update(n_assigned=project.overlap)  # other raters hold every slot: nothing left for this one
     with CaptureQueriesContext(connection) as queries:
         assert client.get(reverse("rater:api_next", args=[project.slug])).json()["status"] == "done"

@@ -401,29 +401,31 @@ def test_prompt_script_is_escaped_on_the_item_page(researcher, client):
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
-def test_feedback_page_saves_settings_and_makes_tasks(rich_project, researcher, client):
-    import json
+def test_settings_page_edits_scores_and_checklist_and_feedback_page_makes_tasks(rich_project, researcher, client):
+    from tests.integration.test_study_settings import formset_post
 
     client.force_login(researcher)
-    url = f"/projects/{rich_project.slug}/feedback/"
-    assert client.get(url).status_code == 200
-    bad = client.post(url, {"form": "settings", "likert_dimensions": "[{", "checklist": "[]"})
-    assert bad.status_code == 200 and "Not valid JSON" in bad.content.decode()
-    bad = client.post(url, {"form": "settings", "likert_dimensions": '[{"name": "Bad Name"}]', "checklist": "[]"})
-    assert "name must be lower-case letters" in bad.content.decode()
-    ok = client.post(url, {"form": "settings", "likert_dimensions": json.dumps([{"name": "realism"}]),
-                           "checklist": json.dumps(CHECKLIST)})
+    settings_url = f"/projects/{rich_project.slug}/settings/"
+    assert client.get(settings_url).status_code == 200
+    bad = client.post(settings_url, formset_post("likert", [{"name": "Bad Name", "label": "x", "key": "b"}]))
+    assert bad.status_code == 400 and "Lower-case letters" in bad.content.decode()
+    ok = client.post(settings_url, formset_post("likert", [
+        {"name": "realism", "label": "Realism", "low": "fake", "high": "real", "key": "r"}]))
+    assert ok.status_code == 302
+    ok = client.post(settings_url, formset_post("checklist", CHECKLIST))
     assert ok.status_code == 302
     rich_project.refresh_from_db()
     assert [d["name"] for d in rich_project.likert_dimensions] == ["realism"]
-    assert len(rich_project.checklist) == 3
-    made = client.post(url, {"form": "tasks", "kind": "checklist", "overlap": "2"})
+    assert rich_project.checklist == CHECKLIST
+    url = f"/projects/{rich_project.slug}/feedback/"
+    assert "Realism" in client.get(url).content.decode()
+    made = client.post(url, {"kind": "checklist", "overlap": "2"})
     assert made.status_code == 302
     assert Task.objects.filter(project=rich_project, kind="checklist").count() == 2
     viewer = UserFactory()
     services.membership_set(project=rich_project, user=viewer, role="viewer")
     client.force_login(viewer)
-    assert client.post(url, {"form": "tasks", "kind": "rich"}).status_code == 403
+    assert client.post(url, {"kind": "rich"}).status_code == 403
 
 
 @requires_postgres
