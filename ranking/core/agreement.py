@@ -605,7 +605,8 @@ def cohen_kappa(a, b, weights: Literal["linear", "quadratic"] | None = None) -> 
     Raises
     ------
     ValueError
-        Different lengths, empty input, NaN labels, non-numeric labels with weights, or
+        Different lengths, empty input, missing labels (NaN or None), labels that cannot be
+        compared with each other, non-numeric labels with weights, or
         :math:`p_e = 1` (both raters used one and the same category only; kappa is 0/0).
 
     Notes
@@ -632,13 +633,20 @@ def cohen_kappa(a, b, weights: Literal["linear", "quadratic"] | None = None) -> 
         raise ValueError(f"a and b must be 1-D of equal length, got shapes {a.shape} and {b.shape}")
     if a.size == 0:
         raise ValueError("a and b are empty")
-    for arr in (a, b):
+    for name, arr in (("a", a), ("b", b)):
         if arr.dtype.kind == "f" and np.isnan(arr).any():
-            raise ValueError("cohen_kappa does not accept missing labels (NaN); drop incomplete pairs")
+            raise ValueError(f"cohen_kappa does not accept missing labels (NaN in {name}); drop incomplete pairs")
+        if arr.dtype.kind == "O" and any(v is None or (isinstance(v, float) and v != v) for v in arr):
+            raise ValueError(
+                f"cohen_kappa does not accept missing labels (None or NaN in {name}); drop incomplete pairs"
+            )
     both = np.concatenate([a, b])
     if weights is not None and both.dtype.kind not in "biuf":
         raise ValueError("weighted kappa needs numeric, ordered labels")
-    cats, inv = np.unique(both, return_inverse=True)
+    try:
+        cats, inv = np.unique(both, return_inverse=True)
+    except TypeError as exc:  # e.g. numbers mixed with strings in an object array
+        raise ValueError(f"the labels in a and b must be mutually comparable values: {exc}") from None
     inv = inv.ravel()
     k = cats.size
     joint = np.bincount(inv[: a.size] * k + inv[a.size :], minlength=k * k).reshape(k, k) / a.size
@@ -854,7 +862,7 @@ def wilson_interval(successes, n, confidence: float = 0.95):
     Raises
     ------
     ValueError
-        Negative counts, ``successes > n``, or ``confidence`` outside (0, 1).
+        NaN or infinite counts, negative counts, ``successes > n``, or ``confidence`` outside (0, 1).
 
     References
     ----------
@@ -866,6 +874,9 @@ def wilson_interval(successes, n, confidence: float = 0.95):
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     s = np.asarray(successes, dtype=float)
     t = np.asarray(n, dtype=float)
+    for name, arr in (("successes", s), ("n", t)):
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite counts (no NaN or inf)")
     if np.any(s < 0) or np.any(t < 0):
         raise ValueError("successes and n must be non-negative")
     if np.any(s > t):

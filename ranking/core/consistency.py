@@ -163,15 +163,23 @@ def group_lr_test(winners, losers, groups, *, n_groups: int, alpha: float = 0.01
     Raises
     ------
     ValueError
-        Fewer than 2 groups, or fewer than 2 items compared within every group.
+        Fewer than 2 groups, no comparisons, indices that are not integers, negative item indices,
+        group indices outside ``[0, n_groups)``, or fewer than 2 items compared within every group.
     """
-    w = np.asarray(winners, dtype=np.int64)
-    lo = np.asarray(losers, dtype=np.int64)
-    g = np.asarray(groups, dtype=np.int64)
-    if n_groups < 2:
-        raise ValueError("the test needs at least 2 groups")
+    if isinstance(n_groups, bool) or not isinstance(n_groups, (int, np.integer)) or n_groups < 2:
+        raise ValueError(f"n_groups must be an integer >= 2 (the test needs at least 2 groups), got {n_groups!r}")
+    w = _index_array("winners", winners)
+    lo = _index_array("losers", losers)
+    g = _index_array("groups", groups)
     if not (w.shape == lo.shape == g.shape):
         raise ValueError("winners, losers and groups must have the same length")
+    if w.size == 0:
+        raise ValueError("winners and losers hold no comparisons; nothing to test")
+    for name, arr in (("winners", w), ("losers", lo)):
+        if arr.min() < 0:
+            raise ValueError(f"{name} must be item indices >= 0, found {int(arr.min())}")
+    if g.min() < 0 or g.max() >= n_groups:
+        raise ValueError(f"groups must lie in [0, n_groups={n_groups}), found values in [{g.min()}, {g.max()}]")
     n_items = int(max(w.max(initial=-1), lo.max(initial=-1)) + 1)
     keep_item = np.ones(n_items, dtype=bool)
     while True:
@@ -206,6 +214,17 @@ def group_lr_test(winners, losers, groups, *, n_groups: int, alpha: float = 0.01
                        group_strengths=strengths, pooled_strengths=pooled.strengths)
 
 
+def _index_array(name: str, values) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of integer indices, got shape {arr.shape}")
+    if arr.size and arr.dtype.kind not in "iu":
+        whole = arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
+        if not whole:
+            raise ValueError(f"{name} must hold integer indices, got dtype {arr.dtype}")
+    return arr.astype(np.int64)
+
+
 def nominal_alpha_from_counts(counts) -> float:
     r"""Krippendorff's alpha (nominal) from a (n_units, n_categories) table of value counts.
 
@@ -219,9 +238,14 @@ def nominal_alpha_from_counts(counts) -> float:
     Raises
     ------
     ValueError
-        No unit with two values, or every pairable value in one category (alpha is 0/0).
+        ``counts`` not a 2-D table of non-negative whole numbers, no unit with two values, or every
+        pairable value in one category (alpha is 0/0).
     """
     t = np.asarray(counts, dtype=float)
+    if t.ndim != 2:
+        raise ValueError(f"counts must be a (n_units, n_categories) table, got shape {t.shape}")
+    if not np.all(np.isfinite(t)) or np.any(t < 0) or np.any(t != np.round(t)):
+        raise ValueError("counts must be non-negative whole numbers (how many values fell in each category)")
     m = t.sum(axis=1)
     t, m = t[m >= 2], m[m >= 2]
     if t.shape[0] == 0:

@@ -553,8 +553,25 @@ def score_summary(scores) -> ScoreSummary:
 # ----------------------------------------------------------------------------------------------------
 
 
+def _is_constant(x: np.ndarray) -> bool:
+    """True if ``x`` has no spread beyond rounding: its range is ≤ 16 ulp of its largest magnitude.
+
+    Tested on the range, not on the mean-subtracted values: a constant map of 0.3 or 1/3 leaves
+    non-zero rounding noise after subtracting its (rounded) mean, which would otherwise be
+    normalised into a spurious ±1 correlation or z-score.
+    """
+    if x.size == 0:
+        return True
+    lo, hi = float(x.min()), float(x.max())
+    return hi - lo <= 16.0 * np.finfo(np.float64).eps * max(abs(lo), abs(hi))
+
+
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson correlation of two flat float64 arrays; NaN if either is constant."""
+    if _is_constant(a) or _is_constant(b):
+        return float("nan")
+    a = a / np.abs(a).max()  # unit scale first: no under- or overflow in the products below
+    b = b / np.abs(b).max()
     a = a - a.mean()
     b = b - b.mean()
     denom = np.sqrt(np.dot(a, a) * np.dot(b, b))
@@ -630,7 +647,8 @@ def cc(pred, gt) -> float:
     Returns
     -------
     float
-        The correlation; NaN if either map is constant.
+        The correlation; NaN if either map is constant (its range is within rounding of zero,
+        relative to its largest value: e.g. every pixel 0.3).
     """
     p, g = _as_map(pred, "pred"), _as_map(gt, "gt")
     _same_shape(p, g, "pred", "gt")
@@ -664,11 +682,12 @@ def nss(pred, fixations) -> float:
     Returns
     -------
     float
-        NSS; NaN if ``pred`` is constant or there are no fixations.
+        NSS; NaN if ``pred`` is constant (range within rounding of zero, relative to its largest
+        value) or there are no fixations.
     """
     p = _as_map(pred, "pred")
     f = _fixation_mask(fixations, p.shape)
-    if not f.any() or p.size < 2:
+    if not f.any() or p.size < 2 or _is_constant(p):
         return float("nan")
     sd = p.std(ddof=1)
     if sd == 0:

@@ -65,7 +65,8 @@ def annotate(rater, assignment, key=None, **kwargs):
 @pytest.mark.parametrize(("prompt", "tokens"), [
     (PROMPT, ["A", "cat", "sitting", "on", "a", "red", "mat"]),
     ("A photo of a dog; it's running: fast!", ["A", "photo", "of", "a", "dog", "it's", "running", "fast"]),
-    ("Why?  Two   cats...and\ta dog", ["Why", "Two", "cats", "and", "a", "dog"]),
+    ("Why?  Two   cats...and a dog", ["Why", "Two", "cats", "and", "a", "dog"]),
+    ("and\ta dog", ["and\ta", "dog"]),  # RichHF splits on plain spaces only (stored prompts are normalised)
     ("a well-known (old) café", ["a", "well-known", "(old)", "café"]),
     ("", []),
     (' , . ? ! " : ; ', []),

@@ -552,3 +552,27 @@ def test_import_does_not_import_django():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("a, b, match", [
+    ([1, None, 2], [1, 2, 2], "None or NaN in a"),
+    (["x", "y", "x"], ["x", None, "y"], "None or NaN in b"),
+    ([1.0, 2.0, np.nan], [1.0, 2.0, 2.0], "NaN in a"),
+    (np.array([1, 2, float("nan")], dtype=object), [1, 2, 2], "None or NaN in a"),
+])
+def test_cohen_kappa_missing_labels_raise_naming_the_argument(a, b, match):
+    with pytest.raises(ValueError, match=match):
+        cohen_kappa(a, b)
+
+
+@pytest.mark.parametrize("successes, n, match", [
+    (np.nan, 10, "successes"),
+    ([3, np.nan], [10, 10], "successes"),
+    (3, np.nan, "n must"),
+    (3, np.inf, "n must"),
+])
+def test_wilson_interval_rejects_nan(successes, n, match):
+    with pytest.raises(ValueError, match=match):
+        wilson_interval(successes, n)
+    with pytest.raises(ValueError, match="confidence"):
+        wilson_interval(3, 10, confidence=np.nan)

@@ -241,6 +241,268 @@ def test_objective_function_agrees_with_fit():
     assert fit.objective == pytest.approx(-fit.log_likelihood + 0.05 * fit.strengths @ fit.strengths)
 
 
+# --- standard errors at any size: the "bounded" method against the exact dense one --------------------
+
+
+def graph_data(shape, n, seed, tie_param=None):
+    """Comparisons on a graph of a given shape, strongly connected (every compared pair has a result
+    each way), outcomes drawn from the model. Returns winners, losers, tied, weights, n_items."""
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(size=n)
+    if shape == "dense":  # ~150 distinct opponents per item, like the benchmark
+        i = rng.integers(0, n, 75 * n)
+        j = (i + rng.integers(1, n, i.size)) % n
+    elif shape == "sparse":  # ~20 opponents per item
+        i = rng.integers(0, n, 10 * n)
+        j = (i + rng.integers(1, n, i.size)) % n
+    elif shape == "popular":  # heavy-tailed popularity: a few items in many pairs, most in few
+        p = rng.pareto(1.2, n) + 1.0
+        i = rng.choice(n, 10 * n, p=p / p.sum())
+        j = (i + 1 + rng.choice(n - 1, i.size)) % n
+    elif shape == "chain":  # each item against its neighbours and, rarely, the item 3 further on
+        theta = np.linspace(0.0, 3.0, n)
+        i = np.r_[np.arange(n - 1), rng.integers(0, n - 3, n // 20)]
+        j = np.r_[np.arange(1, n), i[n - 1 :] + 3]
+    elif shape == "grid":
+        k = int(np.sqrt(n))
+        idx = np.arange(k * k).reshape(k, k)
+        i = np.r_[idx[:, :-1].ravel(), idx[:-1, :].ravel()]
+        j = np.r_[idx[:, 1:].ravel(), idx[1:, :].ravel()]
+    elif shape == "dumbbell":  # two well-mixed halves joined by 10 pairs
+        h = n // 2
+        i = rng.integers(0, h, 20 * n)
+        j = (i + rng.integers(1, h, i.size)) % h
+        other = rng.random(i.size) < 0.5
+        i[other] += h
+        j[other] += h
+        i = np.r_[i, rng.integers(0, h, 10)]
+        j = np.r_[j, rng.integers(h, 2 * h, 10)]
+    else:
+        raise AssertionError(shape)
+    n_items = int(max(i.max(), j.max())) + 1
+    count = rng.integers(2, 6, i.size)
+    wins_i = np.clip(rng.binomial(count, 1.0 / (1.0 + np.exp(theta[j] - theta[i]))), 1, count - 1)
+    winners, losers = np.r_[i, j], np.r_[j, i]
+    weights = np.r_[wins_i, count - wins_i].astype(float)
+    tied = None
+    if tie_param is not None:  # turn a share of each pair's results into ties
+        tied = rng.random(winners.size) < tie_param / (2.0 + tie_param)
+    return winners, losers, tied, weights, n_items
+
+
+def assert_bounded_matches_dense(winners, losers, n, **kwargs):
+    bounded = fit_bt(winners, losers, n, compute_se="bounded", **kwargs)
+    dense = fit_bt(winners, losers, n, compute_se="dense", **kwargs)
+    assert bounded.se_method == "bounded" and dense.se_method == "dense"
+    assert dense.se_error_bound == 0.0
+    rel = np.abs(bounded.se / dense.se - 1.0)
+    assert rel.max() <= 0.01  # the target
+    assert rel.max() <= bounded.se_error_bound * (1 + 1e-6) + 1e-9  # the certificate holds
+    assert bounded.se_error_bound <= 5e-3  # the default se_rtol
+    np.testing.assert_allclose(bounded.ci_low, bounded.strengths - Z95 * bounded.se, rtol=0, atol=1e-12)
+    return bounded, rel
+
+
+Z95 = 1.959963984540054
+
+
+class PathSpy:
+    """Counts calls of the bounded method's fall-backs (block CG; exact sparse solves)."""
+
+    def __init__(self, monkeypatch):
+        self.cg_items = 0
+        self.exact_items = 0
+        cg, exact = bt._block_cg_bounds, bt._exact_sparse_variances
+
+        def spy_cg(op, bounds, items, *args):
+            self.cg_items += items.size
+            return cg(op, bounds, items, *args)
+
+        def spy_exact(problem, der, items):
+            self.exact_items += items.size
+            return exact(problem, der, items)
+
+        monkeypatch.setattr(bt, "_block_cg_bounds", spy_cg)
+        monkeypatch.setattr(bt, "_exact_sparse_variances", spy_exact)
+
+
+@pytest.mark.parametrize(
+    "shape, n, alpha, tie_param",
+    [
+        ("dense", 2000, 0.0, None),
+        ("dense", 2000, 0.0, 0.5),
+        ("sparse", 2500, 0.0, None),
+        ("sparse", 2500, 0.01, 0.3),
+        ("popular", 2500, 0.0, None),
+    ],
+)
+def test_bounded_se_within_1_percent_of_exact_on_well_connected_graphs(monkeypatch, shape, n, alpha, tie_param):
+    spy = PathSpy(monkeypatch)
+    winners, losers, tied, weights, n = graph_data(shape, n, seed=3, tie_param=tie_param)
+    fit = assert_bounded_matches_dense(winners, losers, n, tied=tied, weights=weights, alpha=alpha)[0]
+    assert fit.se_error_bound > 0  # certified by bounds, not solved exactly
+    assert spy.exact_items == 0
+
+
+@pytest.mark.parametrize("shape, n", [("chain", 2000), ("grid", 2025), ("dumbbell", 2000)])
+def test_bounded_se_exact_where_the_spectral_gap_is_tiny(monkeypatch, shape, n):
+    # Long chains, grids and two clusters joined by a few pairs: bounds from a few Krylov steps
+    # cannot certify 0.5 %, so the items go to the exact sparse solve (or the dense inversion).
+    spy = PathSpy(monkeypatch)
+    winners, losers, _, weights, n = graph_data(shape, n, seed=4)
+    rel = assert_bounded_matches_dense(winners, losers, n, weights=weights)[1]
+    assert spy.exact_items > 0
+    assert rel.max() < 1e-8
+
+
+def test_bounded_se_block_cg_step_certifies(monkeypatch):
+    # Without the two-step local bounds the sparse graph's items go to the block CG step.
+    monkeypatch.setattr(bt, "_LOCAL_MAX_PATHS", 0)
+    spy = PathSpy(monkeypatch)
+    winners, losers, tied, weights, n = graph_data("sparse", 2500, seed=5, tie_param=0.4)
+    assert_bounded_matches_dense(winners, losers, n, tied=tied, weights=weights, alpha=0.1)
+    assert spy.cg_items > 0 and spy.exact_items == 0
+
+
+@pytest.mark.parametrize("alpha, tie_param", [(0.0, None), (0.0, 0.5), (0.001, 0.5), (0.001, None)])
+def test_exact_sparse_step_without_dense_fallback(monkeypatch, alpha, tie_param):
+    # The sparse LU path itself (grounded Laplacian or L + alpha·I, Sherman–Morrison for ties).
+    monkeypatch.setattr(bt, "_SE_DENSE_FALLBACK_MAX", 0)
+    spy = PathSpy(monkeypatch)
+    winners, losers, tied, weights, n = graph_data("chain", 600, seed=6, tie_param=tie_param)
+    rel = assert_bounded_matches_dense(winners, losers, n, tied=tied, weights=weights, alpha=alpha)[1]
+    assert spy.exact_items > 0
+    assert rel.max() < 1e-8
+
+
+def test_bounded_se_with_disconnected_groups_and_a_prior():
+    # alpha > 0 fits groups that were never compared with each other; their relative strengths rest
+    # on the prior alone (tiny eigenvalues of the information).
+    # The last item is in no comparison at all.
+    w1, l1, _, wt1, n1 = graph_data("sparse", 800, seed=7)
+    w2, l2, _, wt2, n2 = graph_data("dense", 700, seed=8)
+    winners, losers = np.r_[w1, w2 + n1], np.r_[l1, l2 + n1]
+    fit = assert_bounded_matches_dense(winners, losers, n1 + n2 + 1, weights=np.r_[wt1, wt2], alpha=0.01)[0]
+    assert fit.se[-1] == pytest.approx(np.sqrt((1 - 1 / (n1 + n2 + 1)) / 0.01), rel=1e-6)
+
+
+def test_spectral_bounds_contain_the_spectrum():
+    winners, losers, tied, weights, n = graph_data("sparse", 400, seed=9, tie_param=0.5)
+    agg = bt._aggregate(winners, losers, n, tied, weights)
+    problem = bt._Problem(agg, 0.05)
+    *_, der, _ = bt._newton(problem, 100, 1e-10)
+    op = bt._ScaledInformation(problem, der)
+    dense_b = op.matvec(np.eye(n))
+    np.testing.assert_allclose(dense_b, dense_b.T, atol=1e-12)
+    eig = np.linalg.eigvalsh(dense_b)
+    assert eig[0] > 0 and eig[-1] <= 2.0 + 1e-12
+    u = np.sqrt(der["deg"]) / np.linalg.norm(np.sqrt(der["deg"]))
+    np.testing.assert_allclose(op.matvec(u), u, atol=1e-10)  # the deflated null vector
+    lanczos = bt._Lanczos(op.matvec, n, 120)
+    for steps in (30, 60, 120):
+        a, b = bt._spectral_bounds(lanczos, steps, 1e-9)
+        assert a <= eig[0] and eig[-1] <= b
+    assert a > 0.8 * eig[0]  # 120 steps: a sharp bound
+    # Moments used by the one-step bounds agree with the dense matrix.
+    moments, w = op.local_moments(2)
+    off = (dense_b**2).sum(axis=0) - np.diag(dense_b) ** 2
+    base, rnorm2 = op.local_bounds(np.arange(n), 1, moments, w)
+    np.testing.assert_allclose(base, 1.0 / np.diag(dense_b), rtol=1e-12)
+    np.testing.assert_allclose(rnorm2, off / np.diag(dense_b) ** 2, rtol=1e-9, atol=1e-12)
+    inv_diag = np.diag(np.linalg.inv(dense_b))
+    for order in (1, 2):
+        base, rnorm2 = op.local_bounds(np.arange(n), order, moments, w)
+        assert np.all(base + rnorm2 / eig[-1] <= inv_diag * (1 + 1e-12))
+        assert np.all(inv_diag <= (base + rnorm2 / eig[0]) * (1 + 1e-12))
+
+
+def test_kuczynski_wozniakowski_epsilon():
+    # 1.648·√n·exp(−√ε(2k − 1)) = fail_prob, solved for ε.
+    eps = bt._kw_relative_error(10_000, 30, 1e-9)
+    assert 1.648 * 100 * np.exp(-np.sqrt(eps) * 59) == pytest.approx(1e-9, rel=1e-9)
+    assert bt._kw_relative_error(10_000, 120, 1e-9) < eps
+
+
+def test_auto_se_is_dense_for_few_items_and_bounded_for_many(monkeypatch):
+    winners, losers, _, weights, n = graph_data("dense", 300, seed=10)
+    assert fit_bt(winners, losers, n, weights=weights).se_method == "dense"
+    monkeypatch.setattr(bt, "_SE_DENSE_MAX_ITEMS", 100)
+    fit = fit_bt(winners, losers, n, weights=weights)
+    assert fit.se_method == "bounded" and 0 < fit.se_error_bound <= 5e-3
+    exact = fit_bt(winners, losers, n, weights=weights, compute_se="dense")
+    np.testing.assert_allclose(fit.se, exact.se, rtol=fit.se_error_bound * (1 + 1e-6))
+
+
+def test_se_rtol_is_honoured():
+    winners, losers, _, weights, n = graph_data("sparse", 1500, seed=11)
+    fit = fit_bt(winners, losers, n, weights=weights, compute_se="bounded", se_rtol=1e-3)
+    exact = fit_bt(winners, losers, n, weights=weights, compute_se="dense")
+    assert fit.se_error_bound <= 1e-3
+    assert np.max(np.abs(fit.se / exact.se - 1)) <= fit.se_error_bound * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(compute_se="fast"), "compute_se"),
+    (dict(compute_se=1), "compute_se"),
+    (dict(se_rtol=0.05), "se_rtol"),
+    (dict(se_rtol=0.0), "se_rtol"),
+])
+def test_invalid_se_arguments_name_the_argument(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        fit_bt([0, 1], [1, 0], 2, **kwargs)
+
+
+def test_long_chain_fits_where_conjugate_gradients_stall(monkeypatch):
+    # 10,000 items compared only with their neighbours: the Laplacian's spectral gap is ~1e-7 and
+    # Jacobi-CG stalled, so Newton raised ConvergenceError. The Newton systems now fall back to a
+    # sparse factorisation, which for a chain costs O(n).
+    factored = []
+
+    class Spy(bt._SparseFactor):
+        def __init__(self, *args):
+            factored.append(1)
+            super().__init__(*args)
+
+    monkeypatch.setattr(bt, "_SparseFactor", Spy)
+    winners, losers, _, weights, n = graph_data("chain", 10_000, seed=12)
+    fit = fit_bt(winners, losers, n, weights=weights, compute_se=False)
+    assert factored
+    agg = bt._aggregate(np.asarray(winners), np.asarray(losers), n, None, weights)
+    _, der = bt._Problem(agg, 0.0).evaluate(fit.strengths, 0.0)
+    assert np.max(np.abs(der["grad"])) < 1e-8  # stationary point of a convex objective: the MLE
+
+
+# --- numerical edge cases ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("wins, losses, as_weights", [(30_000, 1, False), (51_577, 1, True), (1, 40_000, True)])
+def test_lopsided_two_items_give_the_closed_form_mle(wins, losses, as_weights):
+    # Two items: θ_0 − θ_1 = log(wins / losses), var(θ_0 − θ_1) = N / (wins · losses) with
+    # N = wins + losses, and each centred strength has half that difference's SE.
+    if as_weights:
+        fit = fit_bt([0, 1], [1, 0], 2, weights=[float(wins), float(losses)])
+    else:
+        fit = fit_bt([0] * wins + [1] * losses, [1] * wins + [0] * losses, 2)
+    total = wins + losses
+    assert fit.strengths[0] - fit.strengths[1] == pytest.approx(np.log(wins / losses), abs=1e-9)
+    np.testing.assert_allclose(fit.se, 0.5 * np.sqrt(total / (wins * losses)), rtol=1e-9)
+    ll = wins * np.log(wins / total) + losses * np.log(losses / total)
+    assert fit.log_likelihood == pytest.approx(ll, rel=1e-10)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(winners=[], losers=[]), "no comparisons"),
+    (dict(winners=[], losers=[], alpha=1.0), "no comparisons"),
+    (dict(winners=[0, 1], losers=[1, 2], weights=[0.0, 0.0], alpha=1.0), "weights"),
+    (dict(winners=[0, 1], losers=[1, 2], weights=[0.0, 0.0]), "weights"),
+])
+def test_nothing_to_fit_raises_a_value_error_naming_the_argument(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        fit_bt(n_items=3, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        bt_objective(np.zeros(3), n_items=3, **{k: v for k, v in kwargs.items()})
+
+
 # --- the sparse (conjugate-gradient) path ----------------------------------------------------------
 
 

@@ -87,3 +87,30 @@ def test_group_lr_test_is_calibrated_under_the_null():
         p_values.append(group_lr_test(winners, losers, groups, n_groups=2).p)
     share = np.mean(np.array(p_values) < 0.05)
     assert 0.02 <= share <= 0.10, share  # binomial(300, 0.05): 0.02–0.09 covers > 99.9%
+
+
+@pytest.mark.parametrize("counts, match", [
+    ([[2, -1], [1, 1]], "non-negative whole numbers"),
+    ([[1.5, 1], [1, 1]], "non-negative whole numbers"),
+    ([[np.nan, 2], [1, 1]], "non-negative whole numbers"),
+    ([2, 1, 1], "table"),
+])
+def test_nominal_alpha_from_counts_rejects_counts_that_are_not_counts(counts, match):
+    from ranking.core.consistency import nominal_alpha_from_counts
+
+    with pytest.raises(ValueError, match=match):
+        nominal_alpha_from_counts(counts)
+
+
+@pytest.mark.parametrize("winners, losers, groups, n_groups, match", [
+    ([0, 1, 0, 1], [1, 0, 1, 0], [0, 0, 1, 2], 2, "groups"),  # group index n_groups: IndexError before
+    ([0, 1, 0, 1], [1, 0, 1, 0], [0, 0, 1, -1], 2, "groups"),  # negative: wrapped round before
+    ([0, -1, 0, 1], [1, 0, 1, 0], [0, 0, 1, 1], 2, "winners"),
+    ([0, 1, 0, 1], [1, 0, -2, 0], [0, 0, 1, 1], 2, "losers"),
+    ([0, 1.5, 0, 1], [1, 0, 1, 0], [0, 0, 1, 1], 2, "winners"),
+    ([], [], [], 2, "no comparisons"),
+    ([0, 1], [1, 0], [0, 1], 1, "n_groups"),
+])
+def test_group_lr_test_rejects_bad_indices_naming_the_argument(winners, losers, groups, n_groups, match):
+    with pytest.raises(ValueError, match=match):
+        group_lr_test(winners, losers, groups, n_groups=n_groups)

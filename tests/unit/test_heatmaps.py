@@ -332,6 +332,34 @@ def test_nss_hand_value():
     assert math.isnan(hm.nss(np.ones((2, 2)), [[1, 0], [0, 0]]))
 
 
+@pytest.mark.parametrize("value", [0.3, 1 / 3, 0.1, 7.7, 1e-200])
+def test_constant_maps_of_any_value_give_nan(value):
+    # 0.3 and 1/3 are not dyadic: subtracting the rounded mean leaves ~1e-17 noise per pixel, which
+    # once normalised gave NSS of ±0.996 and correlations of ±1 or 1e-16 instead of NaN.
+    rng = np.random.default_rng(2)
+    const = np.full((23, 31), value)
+    other = rng.random((23, 31))
+    fix = np.zeros((23, 31))
+    fix[3, 4] = fix[10, 20] = 1
+    assert math.isnan(hm.nss(const, fix))
+    assert math.isnan(hm.cc(const, other)) and math.isnan(hm.cc(other, const))
+    r = hm.leave_one_out_correlations([const, const, const])
+    assert np.all(np.isnan(r))
+    assert math.isnan(hm.leave_one_out_correlation([const, const, const]))
+    # the others' mean is constant for rater 0 only when both others are constant
+    r = hm.leave_one_out_correlations([other, const, other])
+    assert r[0] == pytest.approx(1.0) and np.isnan(r[1]) and r[2] == pytest.approx(1.0)
+
+
+def test_tiny_but_real_variation_is_not_constant():
+    # A map varying at 1e-12 of its level, or at a tiny absolute scale, is not constant.
+    base = np.full((4, 4), 0.3)
+    bump = np.zeros((4, 4))
+    bump[1, 2] = 1.0
+    assert hm.nss(base + 1e-12 * bump, bump) == pytest.approx(hm.nss(bump, bump), rel=1e-3)
+    assert hm.cc(1e-200 * bump, bump) == pytest.approx(1.0)
+
+
 def test_kld_identical_and_hand_value():
     m = np.array([[1.0, 2.0], [3.0, 4.0]])
     assert hm.kld(m, m) == pytest.approx(0.0, abs=1e-12)
