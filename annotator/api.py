@@ -5,17 +5,21 @@ Views parse input, call one service or selector and shape the output.
 
 from __future__ import annotations
 
-from django.http import FileResponse, HttpResponse
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.http import FileResponse, Http404, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
-from rest_framework.views import APIView
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView, set_rollback
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from annotator import selectors, services
@@ -24,7 +28,8 @@ from annotator.errors import DomainError, Forbidden, NotFound
 from annotator.feedback import POINT_KINDS, prompt_tokens
 from annotator.imports import Upload, items_import
 from annotator.models import SINGLE_ITEM_KINDS, Annotation, Item, Judgment, Project, Rater, Task, TaskKind
-from annotator.pagination import ByIdCursor
+from annotator.pagination import PAGE_PARAMETERS, ByIdCursor, paged_response
+from annotator.parsers import JSONParser
 from annotator.permissions import project_for_member, rater_from_session
 from annotator.serializers import (
     AnnotationSubmitSerializer,
@@ -36,33 +41,81 @@ from annotator.serializers import (
     ProjectCreateSerializer,
     ProjectSerializer,
     ProjectUpdateSerializer,
+    RankSubmitSerializer,
     RaterAnnotationSerializer,
     RaterJudgmentSerializer,
+    RaterRankAnswerSerializer,
     RaterSerializer,
     TaskGenerateSerializer,
     TaskSerializer,
 )
+from annotator.throttles import NextTaskThrottle, RaterThrottle
+
+logger = logging.getLogger("preflab.api")
 
 
 def exception_handler(exc, context):
-    """Every refusal has the same shape: ``{"error": {"code", "message", "field"?}}``."""
+    """Every refusal has the same shape: ``{"error": {"code", "message", "field"?}}``, and so has every
+    failure: an unexpected exception is a 500 whose message names no internals (the traceback goes to
+    the log). Messages are plain text; ``field`` names the (top-level) field at fault."""
     if isinstance(exc, DomainError):
         return Response(exc.as_dict(), status=exc.status)
+    if isinstance(exc, RequestDataTooBig):
+        return Response({"error": {"code": "too_large", "message": "The request body is too large."}}, status=413)
+    if isinstance(exc, SuspiciousOperation):
+        return Response({"error": {"code": "bad_request", "message": "The request was refused as malformed."}},
+                        status=400)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or None)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None
-    if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict):
-        field, messages = next(iter(exc.detail.items()))
-        message = messages[0] if isinstance(messages, list) and messages else messages
-        if isinstance(message, dict):
-            message = next(iter(message.values()))
-        body = {"code": "invalid", "message": f"{field}: {message}", "field": field, "details": exc.detail}
+        view = context.get("view")
+        logger.error("Unhandled error in %s", type(view).__name__ if view else "the API", exc_info=exc)
+        set_rollback()
+        return Response({"error": {"code": "server_error", "message": "Something went wrong on our side; the "
+                                   "error was logged. Please try again later."}}, status=500)
+    if isinstance(exc, exceptions.ValidationError):
+        path, message = _first_error(exc.detail)
+        field = path[0] if path else None
+        where = ".".join(path)
+        body = {"code": "invalid", "message": f"{where}: {message}" if where else message}
+        if field and field != api_settings.NON_FIELD_ERRORS_KEY:
+            body["field"] = field
+        body["details"] = _plain(exc.detail)
     else:
-        detail = exc.detail if hasattr(exc, "detail") else str(exc)
-        code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
-        body = {"code": code, "message": str(detail)}
+        path, message = _first_error(exc.detail)
+        code = getattr(exc.detail, "code", None) or exc.default_code
+        body = {"code": code, "message": message}
     response.data = {"error": body}
     return response
+
+
+def _first_error(detail, path: tuple[str, ...] = ()) -> tuple[tuple[str, ...], str]:
+    """The first message in a DRF error detail (nested dicts and lists) and the path of keys to it."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            if value:
+                return _first_error(value, (*path, str(key)))
+    elif isinstance(detail, list):
+        for index, value in enumerate(detail):
+            if isinstance(value, (dict, list)) and value:  # a list serializer's errors, one per element
+                return _first_error(value, (*path, str(index)))
+            if value and not isinstance(value, (dict, list)):
+                return path, str(value)
+    elif detail:
+        return path, str(detail)
+    return path, "Invalid input."
+
+
+def _plain(detail):
+    """A DRF error detail as plain JSON data (strings, lists and string-keyed objects)."""
+    if isinstance(detail, dict):
+        return {str(key): _plain(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        return [_plain(value) for value in detail]
+    return str(detail)
 
 
 # Researcher API ------------------------------------------------------------------------------------
@@ -101,7 +154,7 @@ class ProjectDetail(APIView):
 class ItemListUpload(APIView):
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
-    @extend_schema(responses=ItemSerializer(many=True))
+    @extend_schema(responses=paged_response(ItemSerializer(many=True), "PaginatedItemList"), parameters=PAGE_PARAMETERS)
     def get(self, request, slug):
         project, _ = project_for_member(request=request, slug=slug)
         paginator = ByIdCursor()
@@ -173,7 +226,7 @@ class ConsentListCreate(APIView):
 
 
 class TaskList(APIView):
-    @extend_schema(responses=TaskSerializer(many=True))
+    @extend_schema(responses=paged_response(TaskSerializer(many=True), "PaginatedTaskList"), parameters=PAGE_PARAMETERS)
     def get(self, request, slug):
         project, _ = project_for_member(request=request, slug=slug)
         paginator = ByIdCursor()
@@ -193,7 +246,8 @@ class TaskGenerate(APIView):
 
 
 class JudgmentList(APIView):
-    @extend_schema(responses=JudgmentSerializer(many=True))
+    @extend_schema(responses=paged_response(JudgmentSerializer(many=True), "PaginatedJudgmentList"),
+                   parameters=PAGE_PARAMETERS)
     def get(self, request, slug):
         project, _ = project_for_member(request=request, slug=slug)
         paginator = ByIdCursor()
@@ -203,7 +257,8 @@ class JudgmentList(APIView):
 
 
 class RaterList(APIView):
-    @extend_schema(responses=RaterSerializer(many=True))
+    @extend_schema(responses=paged_response(RaterSerializer(many=True), "PaginatedRaterList"),
+                   parameters=PAGE_PARAMETERS)
     def get(self, request, slug):
         project, _ = project_for_member(request=request, slug=slug)
         paginator = ByIdCursor()
@@ -225,18 +280,13 @@ class Progress(APIView):
 # Rater API (anonymous raters identified by their session; CSRF enforced) ----------------------------
 
 
-class RaterThrottle(SimpleRateThrottle):
-    scope = "judgment_submit"
-
-    def get_cache_key(self, request, view):
-        rater = getattr(request, "rater", None)
-        ident = f"r{rater.pk}" if rater else self.get_ident(request)
-        return self.cache_format % {"scope": self.scope, "ident": ident}
-
-
 class _RaterView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes: list = []  # each rater view names its own; checked once the rater is known
+
+    def check_throttles(self, request):
+        pass  # throttled per rater after the rater is known, at the end of initial()
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -248,6 +298,7 @@ class _RaterView(APIView):
         if rater is None:
             raise Forbidden("Join this project first (use your invite or study link).", code="not_joined")
         request.rater = rater
+        APIView.check_throttles(self, request)
 
 
 def _next_payload(rater: Rater, following: services.RaterNext) -> dict:
@@ -260,6 +311,8 @@ def _next_payload(rater: Rater, following: services.RaterNext) -> dict:
     assignment, project = following.assignment, rater.project
     if assignment.task.kind in SINGLE_ITEM_KINDS:
         body = _single_item_assignment(project, assignment)
+    elif assignment.task.kind == TaskKind.RANK:
+        body = _rank_assignment(project, assignment)
     else:
         body = {
             "id": assignment.pk,
@@ -294,11 +347,28 @@ def _single_item_assignment(project: Project, assignment) -> dict:
     return body
 
 
+def _rank_assignment(project: Project, assignment) -> dict:
+    """A rank assignment: its k images in the order this rater is shown them (``shown_order``)."""
+    items = Item.objects.in_bulk(assignment.shown_order)
+    shown = [items[i] for i in assignment.shown_order]
+    prompts = {item.prompt for item in shown}
+    return {
+        "id": assignment.pk,
+        "kind": assignment.task.kind,
+        "prompt": prompts.pop() if len(prompts) == 1 else None,
+        "items": [{"id": item.pk, "image": _image_url(project, item.pk), "width": item.width,
+                   "height": item.height, "prompt": item.prompt} for item in shown],
+        "allow_tie": project.allow_tie,
+    }
+
+
 def _image_url(project: Project, item_id: int) -> str:
     return reverse("rater:image", args=[project.slug, item_id])
 
 
 class RaterNextTask(_RaterView):
+    throttle_classes = [NextTaskThrottle]
+
     @extend_schema(responses=inline_serializer("NextTask", {"status": serializers.CharField()}))
     def get(self, request, slug):
         rater = request.rater
@@ -317,13 +387,6 @@ def _acknowledge(answer: dict, *, rater: Rater, created: bool) -> Response:
 
 class RaterJudgmentSubmit(_RaterView):
     throttle_classes = [RaterThrottle]
-
-    def check_throttles(self, request):
-        pass  # throttled after the rater is known, in initial()
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        super().check_throttles(request)
 
     @extend_schema(request=JudgmentSubmitSerializer, responses={201: RaterJudgmentSerializer,
                                                                   200: RaterJudgmentSerializer})
@@ -366,6 +429,26 @@ class RaterAnnotationSubmit(RaterJudgmentSubmit):
         return _acknowledge(RaterAnnotationSerializer(annotation).data, rater=request.rater, created=created)
 
 
+class RaterRankSubmit(RaterJudgmentSubmit):
+    """A rater's ranking of a rank task (groups of item ids, best first)."""
+
+    @extend_schema(request=RankSubmitSerializer, responses={201: RaterRankAnswerSerializer,
+                                                              200: RaterRankAnswerSerializer})
+    def post(self, request, slug):
+        data = RankSubmitSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        answer, created = services.rank_answer_create(
+            rater=request.rater,
+            assignment_id=v["assignment"],
+            ranking=v["ranking"],
+            idempotency_key=v["idempotency_key"],
+            instruction_version_id=v["instruction_version"],
+            response_time_ms=v["response_time_ms"],
+        )
+        return _acknowledge(RaterRankAnswerSerializer(answer).data, rater=request.rater, created=created)
+
+
 # Rich feedback: consolidated records and heatmaps (researchers) ------------------------------------
 
 
@@ -384,7 +467,8 @@ class ItemFeedbackDetail(APIView):
 class ProjectFeedbackList(APIView):
     """Consolidated records of the project's annotated items, paged by item id."""
 
-    @extend_schema(responses=inline_serializer("ItemFeedbackPage", {"results": serializers.ListField()}))
+    @extend_schema(responses=paged_response(serializers.ListField(child=serializers.DictField()), "ItemFeedbackPage"),
+                   parameters=PAGE_PARAMETERS)
     def get(self, request, slug):
         project, _ = project_for_member(request=request, slug=slug)
         paginator = ByIdCursor()

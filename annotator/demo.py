@@ -66,7 +66,7 @@ answers you give, under a pseudonymous id. We never publish information that ide
 """
 
 
-def _render(prompt_index: int, model_index: int, rng: random.Random, size: int = 384) -> bytes:
+def render_demo_image(prompt_index: int, model_index: int, rng: random.Random, size: int = 384) -> bytes:
     """A simple synthetic picture whose quality varies by 'model' (blur, noise, clutter)."""
     _, fg, bg = PROMPTS[prompt_index]
     img = Image.new("RGB", (size, size), bg)
@@ -126,7 +126,7 @@ def demo_seed(*, images_per_prompt: int = 5) -> tuple[Project, str]:
         for p, (prompt, _, _) in enumerate(PROMPTS):
             for m in range(images_per_prompt):
                 name = f"p{p}_{MODELS[m % len(MODELS)]}_{m}.png"
-                data = _render(p, m % len(MODELS), rng)
+                data = render_demo_image(p, m % len(MODELS), rng)
                 uploads.append(Upload(name=name, stream=io.BytesIO(data), size=len(data)))
                 lines.append(f'{name},"{prompt}",{MODELS[m % len(MODELS)]}')
         manifest = "\n".join(lines).encode()
@@ -149,7 +149,7 @@ def _seed_rich(*, owner) -> Project:
     for p, (prompt, _, _) in enumerate(PROMPTS[:3]):
         for m in range(2):
             name = f"rich_p{p}_{MODELS[m]}.png"
-            data = _render(p, m * 2, rng)
+            data = render_demo_image(p, m * 2, rng)
             uploads.append(Upload(name=name, stream=io.BytesIO(data), size=len(data)))
             lines.append(f'{name},"{prompt}",{MODELS[m]}')
     manifest = "\n".join(lines).encode()

@@ -10,7 +10,7 @@ from django import forms
 from django.core.validators import RegexValidator
 
 from annotator.feedback import LIKERT_MAX, LIKERT_MIN
-from annotator.models import DEMOGRAPHIC_FIELDS, Demographics, Role
+from annotator.models import DEMOGRAPHIC_FIELDS, RANK_MAX_ITEMS, RANK_MIN_ITEMS, Demographics, Role
 from annotator.services.items import MAX_METADATA_CHARS, MAX_MODEL_CHARS, MAX_PROMPT_CHARS
 from annotator.services.projects import MAX_RADIUS, MAX_REPEAT_RATE, MAX_TASKS_PER_RATER, MIN_RADIUS
 
@@ -86,11 +86,15 @@ class TaskGenerateForm(forms.Form):
         ("within_prompt", "All pairs within each prompt"),
         ("random", "Random pairs (budget)"),
         ("pairs", "Uploaded pair list"),
+        ("rank", "Rank tasks: k images to order best → worst"),
     ])
     budget = forms.IntegerField(min_value=1, required=False)
-    same_prompt = forms.BooleanField(required=False, label="Random pairs only within a prompt")
+    same_prompt = forms.BooleanField(required=False, label="Only within a prompt (random pairs, rank tasks)")
     pair_list = forms.FileField(required=False, help_text="CSV with two columns: item A, item B (file name, sha256 or id).")
-    overlap = forms.IntegerField(min_value=1, max_value=100, required=False, help_text="Judgments wanted per pair.")
+    k = forms.IntegerField(min_value=RANK_MIN_ITEMS, max_value=RANK_MAX_ITEMS, required=False,
+                           label="Images per rank task (k)", help_text=f"{RANK_MIN_ITEMS}–{RANK_MAX_ITEMS}.")
+    n_tasks = forms.IntegerField(min_value=1, required=False, label="Number of rank tasks")
+    overlap = forms.IntegerField(min_value=1, max_value=100, required=False, help_text="Judgments wanted per task.")
 
 
 #: The rater-facing wording of the demographic questions, where it differs from the field's own label.

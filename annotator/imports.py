@@ -5,6 +5,11 @@ links and decompression bombs; each image with Pillow against a format allow-lis
 a byte limit and a pixel limit, and decoded in full so that truncated or corrupt
 files are caught. If any file is bad, the upload is refused with every problem
 listed by file name and no item is created.
+
+Memory is bounded: archive members are read in chunks and refused as soon as one
+passes the image byte limit (``MAX_FILE_BYTES``) or the whole upload passes its
+uncompressed budget (``MAX_UPLOAD_UNCOMPRESSED_BYTES``) — by the sizes the archive
+declares before reading, and by the bytes that actually come out while reading.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import posixpath
 import stat
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -26,11 +32,14 @@ from django.db import transaction
 from PIL import Image, UnidentifiedImageError
 
 from annotator.errors import DomainError, InvalidInput
+from annotator.feedback import normalise_prompt
 from annotator.models import Item, Project
 from annotator.services.items import MAX_PROMPT_CHARS, item_changes_clean
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
+#: Used when the settings' PREFLAB_UPLOAD does not name MAX_UPLOAD_UNCOMPRESSED_BYTES.
+DEFAULT_MAX_UPLOAD_UNCOMPRESSED_BYTES = 512 * 1024 * 1024
 
 
 class UploadRejected(InvalidInput):
@@ -126,12 +135,58 @@ def _safe_member_name(name: str) -> str | None:
     return norm
 
 
-def _read_zip(upload: Upload, problems: list[tuple[str, str]]) -> dict[str, bytes]:
+#: Members are read in chunks of this many bytes, counting as they come.
+_CHUNK = 1024 * 1024
+
+
+class _TooLarge(ValueError):
+    """More bytes came out of an archive member than were allowed."""
+
+
+class _Budget:
+    """The uncompressed bytes one upload may still bring in (``MAX_UPLOAD_UNCOMPRESSED_BYTES``)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+
+    @property
+    def left(self) -> int:
+        return self.limit - self.used
+
+    def refusal(self) -> str:
+        return (f"the upload expands to more than {self.limit:,} bytes uncompressed (the limit per upload); "
+                "split it into smaller uploads")
+
+
+def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, limit: int) -> bytes:
+    """The member's bytes, read in chunks; ValueError as soon as more than ``limit`` bytes come out or the
+    data does not match the archive's directory (size or CRC)."""
+    chunks: list[bytes] = []
+    read = 0
+    try:
+        with archive.open(member) as fh:
+            while chunk := fh.read(min(_CHUNK, limit + 1 - read)):
+                read += len(chunk)
+                if read > limit:
+                    raise _TooLarge(f"expands past {limit:,} bytes")
+                chunks.append(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise ValueError(f"corrupt or unreadable archive member ({exc.__class__.__name__})") from None
+    if read != member.file_size:
+        raise ValueError("size does not match the archive directory")
+    return b"".join(chunks)
+
+
+def _read_zip(upload: Upload, problems: list[tuple[str, str]], budget: _Budget) -> dict[str, bytes]:
+    """The archive's files by safe path. Sizes are checked before reading (the directory's) and while
+    reading (the bytes that come out): no member beyond the image byte limit, nor the upload beyond its
+    uncompressed budget, is ever held in memory."""
     limits = _limits()
     out: dict[str, bytes] = {}
     try:
         archive = zipfile.ZipFile(upload.stream)
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, OSError):
         problems.append((upload.name, "not a valid ZIP archive"))
         return out
     with archive:
@@ -143,6 +198,10 @@ def _read_zip(upload: Upload, problems: list[tuple[str, str]]) -> dict[str, byte
         if declared > limits["MAX_ARCHIVE_BYTES"]:
             problems.append((upload.name, f"expands to {declared:,} bytes; the limit is {limits['MAX_ARCHIVE_BYTES']:,}"))
             return out
+        if declared > budget.left:
+            problems.append((upload.name, f"expands to {declared:,} bytes: {budget.refusal()}"))
+            return out
+        member_limit = limits["MAX_FILE_BYTES"]
         for member in members:
             label = f"{upload.name}:{member.filename}"
             safe = _safe_member_name(member.filename)
@@ -158,17 +217,24 @@ def _read_zip(upload: Upload, problems: list[tuple[str, str]]) -> dict[str, byte
             base = posixpath.basename(safe)
             if base.startswith(".") or safe.startswith("__MACOSX/"):
                 continue
-            if member.file_size > limits["MAX_FILE_BYTES"] * 4:
-                problems.append((label, f"expands to {member.file_size:,} bytes"))
+            if member.file_size > member_limit:
+                problems.append((label, f"expands to {member.file_size:,} bytes; the limit per file is {member_limit:,}"))
                 continue
             if member.compress_size and member.file_size / member.compress_size > limits["MAX_COMPRESSION_RATIO"]:
                 problems.append((label, "suspicious compression ratio (possible zip bomb)"))
                 continue
-            with archive.open(member) as fh:
-                data = fh.read(member.file_size + 1)
-            if len(data) != member.file_size:
-                problems.append((label, "size does not match the archive directory"))
+            try:
+                data = _read_member(archive, member, min(member_limit, budget.left))
+            except _TooLarge as exc:
+                if budget.left < member_limit:  # the upload's budget ran out: stop reading this archive
+                    problems.append((label, budget.refusal()))
+                    return out
+                problems.append((label, str(exc)))
                 continue
+            except ValueError as exc:
+                problems.append((label, str(exc)))
+                continue
+            budget.used += len(data)
             out[safe] = data
     return out
 
@@ -233,7 +299,7 @@ def _description(row: dict) -> dict:
     """The describing fields a manifest entry gives, as keyword arguments of ``item_changes_clean``."""
     given = {}
     if "prompt" in row["_fields"]:
-        given["prompt"] = str(row.get("prompt") or "")
+        given["prompt"] = normalise_prompt(str(row.get("prompt") or ""))
     if "source_model" in row["_fields"]:
         given["source_model"] = str(row.get("model") or row.get("source_model") or "")
     if "metadata" in row["_fields"]:
@@ -287,10 +353,11 @@ def items_import(*, project: Project, uploads: list[Upload], manifest: Upload | 
     files: dict[str, bytes] = {}
     manifest_rows: list[dict] | None = None
     manifest_source = manifest
+    budget = _Budget(_limits().get("MAX_UPLOAD_UNCOMPRESSED_BYTES", DEFAULT_MAX_UPLOAD_UNCOMPRESSED_BYTES))
     for upload in uploads:
         lower = upload.name.lower()
         if lower.endswith(".zip"):
-            for member, data in _read_zip(upload, problems).items():
+            for member, data in _read_zip(upload, problems, budget).items():
                 if posixpath.basename(member).lower() in MANIFEST_NAMES and manifest_source is None:
                     manifest_source = Upload(name=member, stream=io.BytesIO(data), size=len(data))
                     continue
@@ -301,10 +368,18 @@ def items_import(*, project: Project, uploads: list[Upload], manifest: Upload | 
             if upload.size > _limits()["MAX_FILE_BYTES"]:
                 problems.append((upload.name, f"file is {upload.size:,} bytes; the limit is {_limits()['MAX_FILE_BYTES']:,}"))
                 continue
-            files[posixpath.basename(upload.name)] = upload.stream.read()
+            if upload.size > budget.left:
+                problems.append((upload.name, budget.refusal()))
+                continue
+            data = upload.stream.read(_limits()["MAX_FILE_BYTES"] + 1)
+            budget.used += len(data)
+            files[posixpath.basename(upload.name)] = data
     if manifest_source is not None:
         try:
-            manifest_rows = _parse_manifest(manifest_source.name, manifest_source.stream.read())
+            manifest_data = manifest_source.stream.read(_limits()["MAX_FILE_BYTES"] + 1)
+            if len(manifest_data) > _limits()["MAX_FILE_BYTES"]:
+                raise ValueError(f"manifest is larger than {_limits()['MAX_FILE_BYTES']:,} bytes")
+            manifest_rows = _parse_manifest(manifest_source.name, manifest_data)
         except ValueError as exc:
             problems.append((manifest_source.name, str(exc)))
 
@@ -354,7 +429,7 @@ def items_import(*, project: Project, uploads: list[Upload], manifest: Upload | 
             listed.add(key)
             if key in candidates:
                 cand = candidates[key]
-                cand.prompt = str(row.get("prompt") or "")
+                cand.prompt = normalise_prompt(str(row.get("prompt") or ""))
                 cand.source_model = str(row.get("model") or row.get("source_model") or "")[:200]
                 cand.metadata = row.get("metadata") or {}
                 described[key] = _description(row)

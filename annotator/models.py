@@ -35,10 +35,14 @@ class TaskKind(models.TextChoices):
     PAIRWISE = "pairwise", "Pairwise comparison"
     RICH = "rich", "Rich feedback (points, words, scores)"
     CHECKLIST = "checklist", "Checklist (yes/no questions)"
+    RANK = "rank", "Rank k images (best to worst)"
 
 
 #: Task kinds about one item (item_b is null).
 SINGLE_ITEM_KINDS = (TaskKind.RICH, TaskKind.CHECKLIST)
+
+#: How many images a rank task shows (at least, at most).
+RANK_MIN_ITEMS, RANK_MAX_ITEMS = 3, 10
 
 
 class Project(models.Model):
@@ -272,7 +276,11 @@ def demographic_field_label(field: str) -> str:
 
 
 class Task(models.Model):
-    """Something to judge. Pairwise tasks store their pair with item_a.id < item_b.id."""
+    """Something to judge. Pairwise tasks store their pair with item_a.id < item_b.id.
+
+    A rank task's k images are its :class:`TaskItem` rows (``item_a`` is the first of them, by id;
+    ``item_b`` is null).
+    """
 
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="tasks")
     kind = models.CharField(max_length=16, choices=TaskKind.choices, default=TaskKind.PAIRWISE)
@@ -291,8 +299,9 @@ class Task(models.Model):
                 fields=["project", "kind", "item_a", "item_b"], name="task_unique_items",
             ),
             # NULLs are distinct in a unique index, so single-item tasks need their own constraint.
+            # (Rank tasks also leave item_b null; two of them may start with the same image.)
             models.UniqueConstraint(
-                fields=["project", "kind", "item_a"], condition=Q(item_b__isnull=True),
+                fields=["project", "kind", "item_a"], condition=Q(item_b__isnull=True) & ~Q(kind="rank"),
                 name="task_unique_single_item",
             ),
             models.CheckConstraint(
@@ -303,11 +312,28 @@ class Task(models.Model):
                 condition=~Q(kind__in=["rich", "checklist"]) | Q(item_b__isnull=True),
                 name="task_single_item_kinds_have_one_item",
             ),
+            models.CheckConstraint(condition=~Q(kind="rank") | Q(item_b__isnull=True),
+                                   name="task_rank_items_in_task_items"),
         ]
         indexes = [
             # assignment_next: open slots of a project, fewest assignments first, random among equals.
             models.Index(fields=["project", "n_assigned", "shuffle_key"], name="task_open_slots"),
         ]
+
+
+class TaskItem(models.Model):
+    """One of the k images of a rank task, at its place in the task's canonical order (by item id)."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="task_items")
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="task_items")
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["task", "item"], name="taskitem_item_once"),
+            models.UniqueConstraint(fields=["task", "position"], name="taskitem_position_once"),
+        ]
+        ordering = ["task", "position"]
 
 
 class AssignmentState(models.TextChoices):
@@ -319,7 +345,9 @@ class AssignmentState(models.TextChoices):
 class Assignment(models.Model):
     """A task handed to one rater, with the order it was shown in.
 
-    A repeat (``is_repeat``) shows the task of ``repeat_of``, an earlier answered assignment of the
+    A rank assignment keeps the order its k images were shown in (drawn at random per assignment)
+    in ``shown_order`` (item ids, left to right; ``left_item`` is the first of them); other kinds leave
+    it empty. A repeat (``is_repeat``) shows the task of ``repeat_of``, an earlier answered assignment of the
     same rater, again with the sides swapped. Repeats take no slot of the task's overlap: they are
     not counted in ``Task.n_assigned`` or ``Task.n_judgments``.
     """
@@ -329,6 +357,7 @@ class Assignment(models.Model):
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+")
     left_item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="+")
     right_item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="+", null=True)
+    shown_order = models.JSONField(default=list, blank=True, help_text="Rank tasks: item ids as shown, left to right.")
     state = models.CharField(max_length=16, choices=AssignmentState.choices, default=AssignmentState.OPEN)
     is_repeat = models.BooleanField(default=False)
     repeat_of = models.OneToOneField(
@@ -431,3 +460,34 @@ class Annotation(models.Model):
             models.Index(fields=["project", "id"], name="annotation_project_id"),
             models.Index(fields=["item", "kind"], name="annotation_item_kind"),
         ]
+
+
+class RankAnswer(models.Model):
+    """A rater's ranking of a rank task's images. Append-only, like Judgment (a PostgreSQL trigger refuses
+    UPDATE and DELETE; migration 0010).
+
+    ``ranking`` is the full ranking as groups of item ids, best first: ``[[7], [3, 9], [4]]`` puts 7 first,
+    ties 3 with 9, and 4 last (a group of more than one id is a tie; only where the project allows ties).
+    ``shown_order`` is the order the images were shown in, left to right (the assignment's).
+    """
+
+    idempotency_key = models.UUIDField(unique=True, default=uuid.uuid4)
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="rank_answers")
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="rank_answers")
+    assignment = models.OneToOneField(Assignment, on_delete=models.PROTECT, related_name="rank_answer")
+    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="rank_answers")
+    instruction_version = models.ForeignKey(InstructionVersion, on_delete=models.PROTECT, related_name="rank_answers")
+    shown_order = models.JSONField(help_text="Item ids as shown, left to right.")
+    ranking = models.JSONField(help_text="Groups of item ids, best first; a group of several is a tie.")
+    n_items = models.PositiveSmallIntegerField()
+    has_ties = models.BooleanField(default=False)
+    response_time_ms = models.PositiveIntegerField(null=True)
+    shown_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(n_items__gte=RANK_MIN_ITEMS) & Q(n_items__lte=RANK_MAX_ITEMS),
+                                   name="rankanswer_n_items_range"),
+        ]
+        indexes = [models.Index(fields=["project", "id"], name="rankanswer_project_id")]

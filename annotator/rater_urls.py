@@ -15,4 +15,5 @@ urlpatterns = [
     path("<slug:slug>/api/next/", api.RaterNextTask.as_view(), name="api_next"),
     path("<slug:slug>/api/judgments/", api.RaterJudgmentSubmit.as_view(), name="api_judgments"),
     path("<slug:slug>/api/annotations/", api.RaterAnnotationSubmit.as_view(), name="api_annotations"),
+    path("<slug:slug>/api/rankings/", api.RaterRankSubmit.as_view(), name="api_rankings"),
 ]

@@ -10,20 +10,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
-from rest_framework.throttling import SimpleRateThrottle
 
 from annotator import selectors, services
 from annotator.errors import Conflict, DomainError
 from annotator.forms import DemographicsForm
 from annotator.models import Item, Project
 from annotator.permissions import rater_from_session, rater_into_session
-
-
-class JoinThrottle(SimpleRateThrottle):
-    scope = "join"
-
-    def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+from annotator.throttles import JoinThrottle
 
 
 def _rater_or_join(request: HttpRequest, slug: str):
@@ -186,7 +179,7 @@ def task(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect(f"rater:{following.step}", slug=slug)
     if following.status == "done":
         return redirect("rater:done", slug=slug)
-    template = {"rich": "rater/rich.html", "checklist": "rater/checklist.html"}.get(
+    template = {"rich": "rater/rich.html", "checklist": "rater/checklist.html", "rank": "rater/rank.html"}.get(
         following.assignment.task.kind, "rater/pairwise.html")
     return render(request, template, {"project": project, "rater": rater})
 

@@ -23,9 +23,11 @@ from annotator.models import (
     Judgment,
     Membership,
     Project,
+    RankAnswer,
     Rater,
     Role,
     Task,
+    TaskItem,
 )
 
 
@@ -162,9 +164,10 @@ def rater_progress(*, rater: Rater) -> dict:
 
 
 def item_visible_to_rater(*, item: Item, rater: Rater) -> bool:
-    """Raters see an image only while it is part of one of their assignments."""
+    """Raters see an image only while it is part of one of their assignments (a rank task's: any of its k)."""
     return Assignment.objects.filter(rater=rater, project_id=item.project_id).filter(
         Q(left_item=item) | Q(right_item=item)
+        | Exists(TaskItem.objects.filter(task_id=OuterRef("task_id"), item=item))
     ).exists()
 
 
@@ -191,6 +194,7 @@ def project_progress(*, project: Project, rater_limit: int = 200) -> ProjectProg
     )
     n_judgments = Judgment.objects.filter(project=project).count()
     n_judgments += Annotation.objects.filter(project=project).count()  # rich-feedback and checklist answers
+    n_judgments += RankAnswer.objects.filter(project=project).count()  # rankings of rank tasks
     wanted = n_tasks * project.overlap
     done_towards_goal = sum(min(k, project.overlap) * n for k, n in histogram)
     times = list(

@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from annotator.models import (
     DEMOGRAPHIC_FIELDS,
+    RANK_MAX_ITEMS,
     Annotation,
     ConsentVersion,
     Demographics,
@@ -11,6 +12,7 @@ from annotator.models import (
     Item,
     Judgment,
     Project,
+    RankAnswer,
     Rater,
     Task,
 )
@@ -72,7 +74,9 @@ class ConsentVersionSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "version", "created_at", "first_shown_at"]
 
 class TaskGenerateSerializer(serializers.Serializer):
-    strategy = serializers.ChoiceField(choices=["within_prompt", "random", "pairs"])
+    strategy = serializers.ChoiceField(choices=["within_prompt", "random", "pairs", "rank"])
+    k = serializers.IntegerField(required=False, help_text="Rank tasks: images per task (3–10).")
+    n_tasks = serializers.IntegerField(required=False, help_text="Rank tasks: how many to make.")
     budget = serializers.IntegerField(min_value=1, required=False)
     same_prompt = serializers.BooleanField(default=False)
     pairs = serializers.ListField(
@@ -85,6 +89,8 @@ class TaskGenerateSerializer(serializers.Serializer):
     def validate(self, attrs):
         if attrs["strategy"] == "random" and "budget" not in attrs:
             raise serializers.ValidationError({"budget": "The random strategy needs a budget."})
+        if attrs["strategy"] == "rank" and ("k" not in attrs or "n_tasks" not in attrs):
+            raise serializers.ValidationError({"k" if "k" not in attrs else "n_tasks": "Rank tasks need k and n_tasks."})
         if attrs["strategy"] == "pairs" and not attrs.get("pairs"):
             raise serializers.ValidationError({"pairs": "The pairs strategy needs a list of pairs."})
         return attrs
@@ -155,3 +161,21 @@ class RaterAnnotationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Annotation
         fields = ["id", "idempotency_key", "assignment", "kind", "submitted_at"]
+
+
+class RankSubmitSerializer(serializers.Serializer):
+    """A rater's ranking of a rank task: groups of item ids, best first (checked by the service)."""
+
+    assignment = serializers.IntegerField()
+    idempotency_key = serializers.CharField(max_length=64)
+    instruction_version = serializers.IntegerField()
+    ranking = serializers.ListField(child=serializers.JSONField(), max_length=RANK_MAX_ITEMS)
+    response_time_ms = serializers.IntegerField(required=False, allow_null=True, default=None)
+
+
+class RaterRankAnswerSerializer(serializers.ModelSerializer):
+    """What a rater gets back about their own ranking."""
+
+    class Meta:
+        model = RankAnswer
+        fields = ["id", "idempotency_key", "assignment", "ranking", "submitted_at"]

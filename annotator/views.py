@@ -266,16 +266,20 @@ def tasks(request: HttpRequest, slug: str) -> HttpResponse:
             created = services.tasks_generate(
                 project=project, strategy=data["strategy"], budget=data.get("budget"),
                 same_prompt=data.get("same_prompt", False), pairs=pairs, overlap=data.get("overlap"),
+                k=data.get("k"), n_tasks=data.get("n_tasks"),
             )
         except DomainError as exc:
             refused = exc
             _form_error(form, exc)
         else:
-            messages.success(request, f"Created {created} new pairwise task(s).")
+            kind = "rank" if data["strategy"] == "rank" else "pairwise"
+            messages.success(request, f"Created {created} new {kind} task(s).")
             return redirect("annotator:tasks", slug=slug)
-    n_tasks = project.tasks.count()
+    counts = dict(project.tasks.filter(kind__in=["pairwise", "rank"]).values_list("kind")
+                  .annotate(n=Count("id")).order_by())
     return render(request, "researcher/tasks.html", {
-        "project": project, "role": role, "form": form, "n_tasks": n_tasks,
+        "project": project, "role": role, "form": form, "n_tasks": counts.get("pairwise", 0),
+        "n_rank_tasks": counts.get("rank", 0),
         "n_items": project.items.filter(retired_at__isnull=True).count(),
     }, status=_status(request, form, error=refused))
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import environ
 
+from config.security_headers import DEFAULT_CONTENT_SECURITY_POLICY, DEFAULT_PERMISSIONS_POLICY
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("PREFLAB_VAR_DIR", default=str(BASE_DIR / "var")))
 
@@ -21,6 +23,14 @@ if env_file.exists():
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY")
+# The placeholders of .env.example and anything short are refused outside DEBUG: sessions, CSRF tokens
+# and password resets are signed with this key.
+if not DEBUG and (SECRET_KEY in ("change-me", "changeme", "secret", "") or len(SECRET_KEY) < 32):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "SECRET_KEY is a placeholder or shorter than 32 characters; set a long random value, e.g. "
+        "python -c \"import secrets; print(secrets.token_urlsafe(50))\"")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -41,6 +51,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.security_headers.SecurityHeadersMiddleware",  # Content-Security-Policy, Permissions-Policy
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -120,6 +131,9 @@ PREFLAB_UPLOAD = {
     "MAX_ARCHIVE_BYTES": env.int("PREFLAB_MAX_ARCHIVE_BYTES", default=2 * 1024 * 1024 * 1024),
     "MAX_ARCHIVE_MEMBERS": env.int("PREFLAB_MAX_ARCHIVE_MEMBERS", default=50_000),
     "MAX_COMPRESSION_RATIO": env.int("PREFLAB_MAX_COMPRESSION_RATIO", default=200),
+    # Everything one upload brings in, uncompressed (archives' members and plain files together): the
+    # import holds an upload's accepted images in memory until all are checked, so this bounds a worker.
+    "MAX_UPLOAD_UNCOMPRESSED_BYTES": env.int("PREFLAB_MAX_UPLOAD_UNCOMPRESSED_BYTES", default=512 * 1024 * 1024),
     "FORMATS": ("PNG", "JPEG", "WEBP", "GIF"),
 }
 
@@ -130,12 +144,24 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON with a nesting limit (annotator/parsers.py); forms for the browsable pages' uploads.
+    "DEFAULT_PARSER_CLASSES": [
+        "annotator.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Clients are told apart by address, reading X-Forwarded-For only from PREFLAB_TRUSTED_PROXIES
+    # (annotator/throttles.py). The researcher API is throttled per user; rater views set their own.
+    "DEFAULT_THROTTLE_CLASSES": ["annotator.throttles.ResearcherThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "join": env.str("THROTTLE_JOIN", default="30/minute"),
         "judgment_submit": env.str("THROTTLE_SUBMIT", default="240/minute"),
+        "next_task": env.str("THROTTLE_NEXT", default="600/minute"),
+        "user": env.str("THROTTLE_API", default="1200/minute"),
+        "login": env.str("THROTTLE_LOGIN", default="20/minute"),
     },
     "EXCEPTION_HANDLER": "annotator.api.exception_handler",
 }
@@ -147,6 +173,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Both tasks and metrics have a "kind": give each choice set its own schema name.
+    # Enum names, then every operation's error responses in the documented shape (config/openapi.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.openapi.error_responses"],
+    "ENUM_NAME_OVERRIDES": {"TaskKindEnum": "annotator.models.TaskKind", "MetricKindEnum": "ranking.models.MetricKind"},
 }
 
 # Celery: the broker needs no server by default (kombu's filesystem transport).
@@ -198,8 +228,16 @@ PREFLAB_JOB_REPUBLISH_AFTER_S = env.float("PREFLAB_JOB_REPUBLISH_AFTER_S", defau
 PREFLAB_JOB_MAX_ATTEMPTS = env.int("PREFLAB_JOB_MAX_ATTEMPTS", default=3)
 PREFLAB_ASSIGNMENT_TIMEOUT_MIN = env.float("PREFLAB_ASSIGNMENT_TIMEOUT_MIN", default=30.0)
 PREFLAB_AUTO_FIT_DELAY_S = env.float("PREFLAB_AUTO_FIT_DELAY_S", default=10.0)
+# Metric plugins' weights (ranking/metric_plugins, docs/metric-weights.md): copied here by hand, never downloaded.
+PREFLAB_WEIGHTS_DIR = Path(env.str("PREFLAB_WEIGHTS_DIR", default=str(VAR_DIR / "weights")))
 
 # Security: strict unless DEBUG.
+# Proxies whose X-Forwarded-For is believed (addresses or CIDR networks, e.g. "10.0.0.0/8"); empty: the
+# socket address is the client, whatever the header says. Used by every throttle and the login lockout.
+PREFLAB_TRUSTED_PROXIES = env.list("PREFLAB_TRUSTED_PROXIES", default=[])
+# Login lockout: this many failed logins for one username from one address lock that pair out this long.
+PREFLAB_LOGIN_MAX_FAILURES = env.int("PREFLAB_LOGIN_MAX_FAILURES", default=5)
+PREFLAB_LOGIN_LOCKOUT_S = env.int("PREFLAB_LOGIN_LOCKOUT_S", default=900)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
@@ -210,6 +248,11 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy and Permissions-Policy for every response (config/security_headers.py holds the
+# defaults: scripts only from our static files, no plugins, no framing; no camera, microphone, location…).
+# Set to a full policy to replace it, or to "" to send none (e.g. when a proxy adds its own).
+PREFLAB_CONTENT_SECURITY_POLICY = env.str("PREFLAB_CONTENT_SECURITY_POLICY", default=DEFAULT_CONTENT_SECURITY_POLICY)
+PREFLAB_PERMISSIONS_POLICY = env.str("PREFLAB_PERMISSIONS_POLICY", default=DEFAULT_PERMISSIONS_POLICY)
 SESSION_COOKIE_HTTPONLY = True
 
 LOGGING = {

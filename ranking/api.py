@@ -1,16 +1,28 @@
-"""REST API for fits and their results (token or session auth, project members only)."""
+"""REST API for fits and their results, and for automated metric scores (token or session auth, project
+members only: viewers read, researchers write)."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotator.pagination import ByIdCursor
+from annotator.imports import Upload
+from annotator.pagination import PAGE_PARAMETERS, ByIdCursor, paged_response
 from annotator.permissions import project_for_member
 from ranking import selectors
-from ranking.models import FitModel, FitRun, ItemScore, RaterItemOffset
-from ranking.services import fit_runs
+from ranking.models import (
+    FitModel,
+    FitRun,
+    ItemScore,
+    Metric,
+    MetricDirection,
+    MetricRun,
+    MetricScore,
+    RaterItemOffset,
+)
+from ranking.services import fit_runs, metric_runs, metric_scores
 
 
 class FitRunSerializer(serializers.ModelSerializer):
@@ -68,7 +80,8 @@ class FitDetail(APIView):
 
 
 class FitScores(APIView):
-    @extend_schema(responses=ItemScoreSerializer(many=True))
+    @extend_schema(responses=paged_response(ItemScoreSerializer(many=True), "PaginatedItemScoreList"),
+                   parameters=PAGE_PARAMETERS)
     def get(self, request, slug, fit_id):
         project, _ = project_for_member(request=request, slug=slug)
         run = get_object_or_404(FitRun, pk=fit_id, project=project)
@@ -78,7 +91,8 @@ class FitScores(APIView):
 
 
 class FitRaterOffsets(APIView):
-    @extend_schema(responses=RaterOffsetSerializer(many=True))
+    @extend_schema(responses=paged_response(RaterOffsetSerializer(many=True), "PaginatedRaterOffsetList"),
+                   parameters=PAGE_PARAMETERS)
     def get(self, request, slug, fit_id):
         project, _ = project_for_member(request=request, slug=slug)
         run = get_object_or_404(FitRun, pk=fit_id, project=project)
@@ -86,3 +100,136 @@ class FitRaterOffsets(APIView):
         qs = RaterItemOffset.objects.filter(fit=run).select_related("rater")
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(RaterOffsetSerializer(page, many=True).data)
+
+
+# Automated metrics ---------------------------------------------------------------------------------
+
+
+class MetricSerializer(serializers.ModelSerializer):
+    scope = serializers.SerializerMethodField()
+    n_scored = serializers.SerializerMethodField()
+    n_items = serializers.SerializerMethodField()
+    coverage = serializers.SerializerMethodField()
+    newest_run = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Metric
+        fields = ["id", "name", "version", "kind", "direction", "dimension", "description", "weights", "plugin",
+                  "scope", "n_scored", "n_items", "coverage", "newest_run"]
+
+    def get_scope(self, obj) -> str:
+        return "project" if obj.project_id else "global"
+
+    def get_n_scored(self, obj) -> int:
+        return self.context["coverage"].get(obj.pk, 0)
+
+    def get_n_items(self, obj) -> int:
+        return self.context["n_items"]
+
+    def get_coverage(self, obj) -> float:
+        n = self.context["n_items"]
+        return self.context["coverage"].get(obj.pk, 0) / n if n else 0.0
+
+    def get_newest_run(self, obj) -> int | None:
+        runs = self.context["runs"].get(obj.pk)
+        return runs[0].pk if runs else None
+
+
+class MetricRunSerializer(serializers.ModelSerializer):
+    metrics = serializers.SerializerMethodField()
+
+    class Meta:
+        model = MetricRun
+        fields = ["id", "source", "metrics", "params", "file_name", "counts", "cutoff_item_id", "status", "progress",
+                  "error", "requested_at", "started_at", "finished_at"]
+
+    def get_metrics(self, obj) -> list[dict]:
+        return [{"id": m.pk, "name": m.name, "version": m.version} for m in obj.metrics.all()]
+
+
+class MetricRunRequestSerializer(serializers.Serializer):
+    metrics = serializers.ListField(child=serializers.CharField(max_length=100), min_length=1, max_length=50)
+    batch_size = serializers.IntegerField(min_value=1, max_value=1024, required=False)
+
+
+class MetricImportSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    create = serializers.BooleanField(default=False)
+    direction = serializers.ChoiceField(choices=MetricDirection.values, default=MetricDirection.HIGHER)
+    dimension = serializers.CharField(max_length=40, required=False, default="", allow_blank=True)
+
+
+class MetricScoreSerializer(serializers.ModelSerializer):
+    metric = serializers.CharField(source="metric.name")
+    version = serializers.CharField(source="metric.version")
+    source = serializers.CharField(source="run.source")
+
+    class Meta:
+        model = MetricScore
+        fields = ["id", "item", "metric", "version", "value", "run", "source", "created_at"]
+
+
+class MetricList(APIView):
+    @extend_schema(responses=MetricSerializer(many=True))
+    def get(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug)
+        context = {"coverage": selectors.metric_coverage(project=project), "n_items": project.items.count(),
+                   "runs": selectors.metric_runs_by_metric(project=project)}
+        return Response(MetricSerializer(selectors.project_metrics(project=project), many=True, context=context).data)
+
+
+class MetricScores(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("metric", str, description="Only this metric (name)"),
+                    OpenApiParameter("version", str, description="With metric: only this version"),
+                    OpenApiParameter("run", int, description="The scores of this run (default: every image's newest)"),
+                    OpenApiParameter("item", int, description="Only this image"), *PAGE_PARAMETERS],
+        responses=paged_response(MetricScoreSerializer(many=True), "PaginatedMetricScoreList"))
+    def get(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug)
+        scores = selectors.metric_scores_query(project=project, metric=request.query_params.get("metric"),
+                                               version=request.query_params.get("version"),
+                                               run=request.query_params.get("run"),
+                                               item=request.query_params.get("item"))
+        paginator = ByIdCursor()
+        page = paginator.paginate_queryset(scores.select_related("metric", "run"), request, view=self)
+        return paginator.get_paginated_response(MetricScoreSerializer(page, many=True).data)
+
+
+class MetricImport(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request={"multipart/form-data": MetricImportSerializer}, responses={201: MetricRunSerializer})
+    def post(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug, write=True)
+        data = MetricImportSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        run = metric_scores.metric_scores_import(
+            project=project, upload=Upload(name=upload.name, stream=upload, size=upload.size),
+            create=data.validated_data["create"], direction=data.validated_data["direction"],
+            dimension=data.validated_data["dimension"], user=request.user)
+        return Response(MetricRunSerializer(run).data, status=201)
+
+
+class MetricRunListCreate(APIView):
+    @extend_schema(responses=MetricRunSerializer(many=True))
+    def get(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug)
+        return Response(MetricRunSerializer(selectors.metric_runs(project=project, limit=200), many=True).data)
+
+    @extend_schema(request=MetricRunRequestSerializer, responses={201: MetricRunSerializer})
+    def post(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug, write=True)
+        data = MetricRunRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = metric_runs.metric_run_request(project=project, metrics=data.validated_data["metrics"],
+                                             batch_size=data.validated_data.get("batch_size"), user=request.user)
+        return Response(MetricRunSerializer(run).data, status=201)
+
+
+class MetricRunDetail(APIView):
+    @extend_schema(responses=MetricRunSerializer)
+    def get(self, request, slug, run_id):
+        project, _ = project_for_member(request=request, slug=slug)
+        return Response(MetricRunSerializer(get_object_or_404(MetricRun, pk=run_id, project=project)).data)

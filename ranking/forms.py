@@ -1,6 +1,6 @@
 from django import forms
 
-from ranking.models import DEFAULT_ALPHA, FitModel
+from ranking.models import DEFAULT_ALPHA, FitModel, MetricDirection
 
 
 class FitRequestForm(forms.Form):

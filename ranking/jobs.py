@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import OperationalError, connections, transaction
+from django.db import IntegrityError, OperationalError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -110,6 +110,27 @@ def job_publish_on_commit(job: Job, *, countdown: float | None = None) -> None:
     """Publish the job once the current transaction commits (never inside it)."""
     kind, job_id = _kind_of(job).name, job.pk
     transaction.on_commit(lambda: job_publish(kind=kind, job_id=job_id, countdown=countdown))
+
+
+def job_queued_or_new(*, model: type[Job], scope: dict, publish: bool = True, **fields) -> Job:
+    """The queued job of ``model`` matching ``scope`` (e.g. ``{"project": p}``), or a new one.
+
+    For job kinds that keep at most one queued row per scope (a partial unique constraint): requests
+    made while one is queued coalesce onto it; a new row is published after commit unless
+    ``publish`` is False (the caller runs it in this process).
+    """
+    with transaction.atomic():
+        queued = model.objects.filter(status=JobStatus.QUEUED, **scope).first()
+        if queued is not None:
+            return queued
+        try:
+            with transaction.atomic():
+                job = model.objects.create(**scope, **fields)
+        except IntegrityError:  # created concurrently by another request
+            return model.objects.filter(status__in=ACTIVE_STATUSES, **scope).order_by("-id").first()
+        if publish:
+            job_publish_on_commit(job)
+    return job
 
 
 # ------------------------------------------------------------------------------------------------

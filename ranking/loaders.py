@@ -6,6 +6,7 @@ is reproducible from its stored cut-off.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,10 +15,21 @@ from django.db.models import Max, QuerySet
 
 from annotator.consolidation import item_feedback
 from annotator.errors import InvalidInput
-from annotator.models import DEMOGRAPHIC_FIELDS, Annotation, Demographics, Item, Judgment, Project, Rater
+from annotator.models import (
+    DEMOGRAPHIC_FIELDS,
+    Annotation,
+    Demographics,
+    Item,
+    Judgment,
+    Project,
+    RankAnswer,
+    Rater,
+)
 from ranking.core.bt import decay_weights
+from ranking.core.metric_agreement import JudgmentArrays, MetricColumn
 from ranking.core.pairwise import A_WINS, B_WINS, NOT_ANSWERED, PREFER_NOT, TIE, PairwiseRows
-from ranking.models import MetricScore
+from ranking.core.rankings import rank_breaking
+from ranking.models import FitModel, FitRun, ItemScore, Metric, MetricRun, MetricScore
 
 # ------------------------------------------------------------------------------------------------
 # Fits
@@ -26,56 +38,128 @@ from ranking.models import MetricScore
 
 @dataclass(frozen=True)
 class ComparisonData:
-    """A project's judgments as arrays over a compact item index (what a fit sees)."""
+    """What a fit sees, as arrays over a compact item index: the project's judgments, then the pairs its
+    rankings break into (``from_ranking``)."""
 
     item_ids: np.ndarray  # database id of each index
-    winners: np.ndarray  # for ties: the left item
+    winners: np.ndarray  # for ties: the left item (a ranking's tied pair: either)
     losers: np.ndarray
     tied: np.ndarray
     raters: np.ndarray  # compact rater index
     rater_ids: np.ndarray
-    weights: np.ndarray | None
-    judgment_ids: np.ndarray
+    weights: np.ndarray | None  # None: every comparison weighs 1
+    judgment_ids: np.ndarray  # the judgments loaded, in order (one comparison each)
+    ranking_ids: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # rankings loaded
+    from_ranking: np.ndarray | None = None  # per comparison: a broken pair of a ranking (None: none are)
 
 
-def comparison_data(*, project_id: int, cutoff_judgment_id: int, params: dict, now=None) -> ComparisonData:
-    """Load the judgments a fit sees: up to the cut-off, filtered as the parameters say.
+def comparison_data(*, project_id: int, cutoff_judgment_id: int | None, params: dict, now=None,
+                    cutoff_ranking_id: int | None = None) -> ComparisonData:
+    """Load what a fit sees: judgments up to ``cutoff_judgment_id`` and, unless ``params["include_rankings"]``
+    is false, rankings (rank answers) up to ``cutoff_ranking_id`` (None: no rankings, as fits stored before
+    rankings existed), filtered as the parameters say.
 
     Answers to repeat assignments are left out unless ``params["include_repeats"]``: a repeat
     re-asks a rater a pair they already judged, as a consistency probe, not as an extra vote.
-    With ``params["half_life_days"]`` each judgment is weighted ``2^(−age / half_life)``, its age
-    counted from ``now`` (default: the newest judgment loaded).
+    ``instruction_version`` and the demographic filter apply to rankings as to judgments.
+
+    Rankings enter by full rank breaking (:func:`ranking.core.rankings.rank_breaking`, ``method="full"``):
+    each choice of the best remaining image(s) out of the ``r`` still unranked makes every chosen image
+    beat every other remaining one, with weight ``1 / (r − 1)`` per pair (a complete ranking of k images
+    weighs ``k − 1`` judgments in all), and tied images a tied pair; a BT fit of such pairs is consistent
+    for Plackett–Luce strengths. ``params["ties"] == "ignore"`` drops the tied pairs (judgments: the ties).
+
+    With ``params["half_life_days"]`` each judgment and each ranking is weighted ``2^(−age / half_life)``,
+    its age counted from ``now`` (default: the newest judgment or ranking loaded); a ranking's pairs get
+    the product of its decay weight and their breaking weight.
     """
-    qs = Judgment.objects.filter(project_id=project_id, id__lte=cutoff_judgment_id, right_item__isnull=False)
-    if not params.get("include_repeats"):
-        qs = qs.filter(is_repeat=False)
+    rows: list = []
+    if cutoff_judgment_id is not None:
+        qs = Judgment.objects.filter(project_id=project_id, id__lte=cutoff_judgment_id, right_item__isnull=False)
+        if not params.get("include_repeats"):
+            qs = qs.filter(is_repeat=False)
+        qs = _answers_filtered(qs, params)
+        if params.get("ties") == "ignore":
+            qs = qs.filter(is_tie=False)
+        rows = list(qs.order_by("id").values_list("id", "left_item_id", "right_item_id", "winner_id", "is_tie",
+                                                  "rater_id", "submitted_at"))
+    rankings: list = []
+    if cutoff_ranking_id is not None and params.get("include_rankings", True):
+        ranked = _answers_filtered(RankAnswer.objects.filter(project_id=project_id, id__lte=cutoff_ranking_id),
+                                   params)
+        rankings = list(ranked.order_by("id").values_list("id", "ranking", "rater_id", "submitted_at"))
+    if not rows and not rankings:
+        raise InvalidInput("There are no judgments or rankings to fit (with these filters).", field="params")
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    left = np.array([r[1] for r in rows], dtype=np.int64)
+    right = np.array([r[2] for r in rows], dtype=np.int64)
+    winner_db = np.array([r[3] if r[3] is not None else r[1] for r in rows], dtype=np.int64)
+    loser_db = np.where(winner_db == left, right, left)
+    tied = np.array([r[4] for r in rows], dtype=bool)
+    rater_db = np.array([r[5] for r in rows], dtype=np.int64)
+    ranked_items = [i for r in rankings for group in r[1] for i in group]
+    item_ids = np.unique(np.concatenate([winner_db, loser_db, np.array(ranked_items, dtype=np.int64)]))
+    winners, losers = np.searchsorted(item_ids, winner_db), np.searchsorted(item_ids, loser_db)
+    decay = None
+    if params.get("half_life_days"):
+        now = now or max(r[-1] for r in (*rows, *rankings))
+
+        def decay(stamps) -> np.ndarray:
+            ages = np.array([(now - t).total_seconds() / 86400 for t in stamps], dtype=float)
+            return decay_weights(np.clip(ages, 0, None), params["half_life_days"])
+
+    weights = decay([r[6] for r in rows]) if decay else None
+    from_ranking = None
+    if rankings:
+        broken = _rankings_broken(rankings, item_ids=item_ids, decay=decay,
+                                  drop_ties=params.get("ties") == "ignore")
+        b_win, b_lose, b_tied, b_weights, b_rater = broken
+        m = len(rows)
+        winners, losers = np.concatenate([winners, b_win]), np.concatenate([losers, b_lose])
+        tied = np.concatenate([tied, b_tied])
+        rater_db = np.concatenate([rater_db, b_rater])
+        weights = np.concatenate([np.ones(m) if weights is None else weights, b_weights])
+        from_ranking = np.arange(len(winners)) >= m
+        if not len(winners):
+            raise InvalidInput("There are no comparisons to fit (with these filters).", field="params")
+    rater_ids, rater_index = np.unique(rater_db, return_inverse=True)
+    return ComparisonData(item_ids=item_ids, winners=winners.astype(np.int64), losers=losers.astype(np.int64),
+                          tied=tied.astype(bool), raters=rater_index.ravel(), rater_ids=rater_ids,
+                          weights=weights, judgment_ids=ids,
+                          ranking_ids=np.array([r[0] for r in rankings], dtype=np.int64),
+                          from_ranking=from_ranking)
+
+
+def _answers_filtered(qs: QuerySet, params: dict) -> QuerySet:
+    """Judgments or rank answers under one instruction version and/or of raters in one demographic group."""
     if params.get("instruction_version"):
         qs = qs.filter(instruction_version__version=params["instruction_version"])
     if params.get("demographic_field"):
         raters = Demographics.objects.filter(**{params["demographic_field"]: params["demographic_value"]})
         qs = qs.filter(rater_id__in=raters.values("rater_id"))
-    if params.get("ties") == "ignore":
-        qs = qs.filter(is_tie=False)
-    rows = list(qs.order_by("id").values_list("id", "left_item_id", "right_item_id", "winner_id", "is_tie",
-                                              "rater_id", "submitted_at"))
-    if not rows:
-        raise InvalidInput("There are no judgments to fit (with these filters).", field="params")
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    left = np.array([r[1] for r in rows], dtype=np.int64)
-    right = np.array([r[2] for r in rows], dtype=np.int64)
-    winner = np.array([r[3] if r[3] is not None else r[1] for r in rows], dtype=np.int64)
-    tied = np.array([r[4] for r in rows], dtype=bool)
-    loser = np.where(winner == left, right, left)
-    item_ids, inverse = np.unique(np.concatenate([winner, loser]), return_inverse=True)
-    m = len(rows)
-    rater_ids, rater_index = np.unique(np.array([r[5] for r in rows], dtype=np.int64), return_inverse=True)
-    weights = None
-    if params.get("half_life_days"):
-        now = now or max(r[6] for r in rows)
-        ages = np.array([(now - r[6]).total_seconds() / 86400 for r in rows])
-        weights = decay_weights(np.clip(ages, 0, None), params["half_life_days"])
-    return ComparisonData(item_ids=item_ids, winners=inverse[:m], losers=inverse[m:], tied=tied,
-                          raters=rater_index, rater_ids=rater_ids, weights=weights, judgment_ids=ids)
+    return qs
+
+
+def _rankings_broken(rankings: list, *, item_ids: np.ndarray, decay, drop_ties: bool):
+    """Full rank breaking of ``(id, groups, rater_id, submitted_at)`` rows, one rater at a time (so every
+    pair keeps its rater): winners, losers (compact indices), tied, weights, rater ids."""
+    by_rater: dict[int, list[int]] = {}
+    for position, row in enumerate(rankings):
+        by_rater.setdefault(row[2], []).append(position)
+    decay_of = decay([r[3] for r in rankings]) if decay else np.ones(len(rankings))
+    parts = []
+    for rater_id, positions in by_rater.items():
+        compact = [[[int(np.searchsorted(item_ids, i)) for i in group] for group in rankings[p][1]]
+                   for p in positions]
+        w, l, t, wt = rank_breaking(compact, method="full", weights=decay_of[positions], n_items=len(item_ids))
+        if drop_ties:
+            w, l, wt, t = w[~t], l[~t], wt[~t], t[~t]
+        parts.append((w, l, t, wt, np.full(w.size, rater_id, dtype=np.int64)))
+    return tuple(np.concatenate([p[k] for p in parts]) for k in range(5))
+
+
+def latest_ranking_id(*, project_id: int) -> int | None:
+    return RankAnswer.objects.filter(project_id=project_id).aggregate(m=Max("id"))["m"]
 
 
 def latest_judgment_id(*, project_id: int) -> int | None:
@@ -237,3 +321,116 @@ def metric_values(*, project: Project, metric) -> MetricValues:
             .values_list("item_id", "value"))
     arr = np.array(list(rows), dtype=np.float64).reshape(-1, 2)
     return MetricValues(item_ids=arr[:, 0].astype(np.int64), values=arr[:, 1])
+
+
+# ------------------------------------------------------------------------------------------------
+# Calibration reports
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CalibrationData:
+    """What a calibration report compares: judgments, the metrics' newest scores and the item-level
+    human signals, all over one compact index of the project's images."""
+
+    judgments: JudgmentArrays
+    metrics: list[MetricColumn]
+    signals: dict[str, np.ndarray]
+    signal_labels: dict[str, str]
+    strengths: np.ndarray | None
+    fit_id: int | None
+
+
+def latest_metric_run_id(*, project_id: int) -> int | None:
+    return (MetricRun.objects.filter(project_id=project_id, status="succeeded").aggregate(m=Max("id"))["m"])
+
+
+def _per_item_means(item_index: np.ndarray, values: np.ndarray, n_items: int) -> np.ndarray:
+    total = np.bincount(item_index, weights=values, minlength=n_items)
+    count = np.bincount(item_index, minlength=n_items)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def calibration_data(*, project: Project, cutoff_judgment_id: int | None, cutoff_annotation_id: int | None,
+                     cutoff_metric_run_id: int | None) -> CalibrationData:
+    """Load a calibration report's arrays (pairwise judgments without repeats, up to the cut-offs).
+
+    A judgment's prompt (its cluster for intervals and tests) is the prompt of the pair's first image;
+    its drift label is its submission date (UTC). Demographic groups use each rater's answer, with
+    'not answered' and 'prefer not to say' left out of the per-group rows.
+    """
+    items = list(Item.objects.filter(project=project).order_by("id").values_list("id", "prompt"))
+    item_ids = np.array([i for i, _ in items], dtype=np.int64)
+    index = {item_id: k for k, item_id in enumerate(item_ids.tolist())}
+    _, prompt_code = np.unique(np.array([p for _, p in items], dtype=object).astype(str), return_inverse=True)
+    n_items = len(items)
+
+    rows = list(judgments_upto(project=project, cutoff_judgment_id=cutoff_judgment_id)
+                .filter(task__kind="pairwise", right_item__isnull=False, is_repeat=False).order_by("id")
+                .values_list("task__item_a_id", "task__item_b_id", "winner_id", "is_tie", "rater_id", "task_id",
+                             "submitted_at"))
+    a_db = np.array([r[0] for r in rows], dtype=np.int64)
+    b_db = np.array([r[1] for r in rows], dtype=np.int64)
+    winner = np.array([r[2] if r[2] is not None else -1 for r in rows], dtype=np.int64)
+    tie = np.array([r[3] for r in rows], dtype=bool)
+    rater = np.array([r[4] for r in rows], dtype=np.int64)
+    item_a = np.array([index[i] for i in a_db.tolist()], dtype=np.int64)
+    item_b = np.array([index[i] for i in b_db.tolist()], dtype=np.int64)
+    outcome = np.where(tie, 0, np.where(winner == a_db, 1, -1)).astype(np.int64)
+    groups = {}
+    for name in DEMOGRAPHIC_FIELDS:
+        if not Demographics._meta.get_field(name).choices:
+            continue  # free text (country, languages): too many values for per-group rows
+        by_rater = rater_groups(project=project, field=name)
+        groups[name] = np.array([("" if by_rater.get(r, "") == PREFER_NOT else by_rater.get(r, ""))
+                                  for r in rater.tolist()], dtype=object).astype(str)
+    judgments = JudgmentArrays(outcome=outcome, item_a=item_a, item_b=item_b,
+                               pair=np.array([r[5] for r in rows], dtype=np.int64), rater=rater,
+                               prompt=prompt_code[item_a] if rows else np.zeros(0, dtype=np.int64),
+                               rater_groups=groups,
+                               window_labels=[r[6].date().isoformat() for r in rows])
+
+    scores = MetricScore.objects.newest().filter(item__project=project, metric__kind="item")
+    if cutoff_metric_run_id is not None:
+        scores = scores.filter(run_id__lte=cutoff_metric_run_id)
+    else:
+        scores = scores.none()
+    by_metric: dict[int, np.ndarray] = {}
+    for metric_id, item_id, value in scores.values_list("metric_id", "item_id", "value").iterator():
+        column = by_metric.setdefault(metric_id, np.full(n_items, np.nan))
+        column[index[item_id]] = value
+    metrics = [MetricColumn(name=m.name, version=m.version, direction=m.direction, dimension=m.dimension,
+                            values=by_metric[m.pk])
+               for m in Metric.objects.filter(pk__in=by_metric).order_by("name", "version")]
+
+    signals: dict[str, np.ndarray] = {}
+    labels: dict[str, str] = {}
+    fit = (FitRun.objects.filter(project=project, model=FitModel.BT, status="succeeded").order_by("-id").first())
+    strengths = None
+    if fit is not None:
+        strengths = np.full(n_items, np.nan)
+        for item_id, strength in ItemScore.objects.filter(fit=fit).values_list("item_id", "strength"):
+            if item_id in index:
+                strengths[index[item_id]] = strength
+        signals["bt"], labels["bt"] = strengths, f"Bradley–Terry strength (fit #{fit.pk})"
+    annotations = list(annotations_upto(project=project, cutoff_annotation_id=cutoff_annotation_id)
+                       .values_list("item_id", "kind", "scores", "answers"))
+    for dim in project.likert_dimensions or []:
+        pairs = [(index[i], s[dim["name"]]) for i, kind, s, _ in annotations
+                 if kind == "rich" and isinstance(s, dict) and s.get(dim["name"]) is not None and i in index]
+        if pairs:
+            arr = np.array(pairs, dtype=float)
+            key = f"likert:{dim['name']}"
+            signals[key] = _per_item_means(arr[:, 0].astype(np.int64), arr[:, 1], n_items)
+            labels[key] = f"Likert mean: {dim.get('label', dim['name'])}"
+    for q in project.checklist or []:
+        pairs = [(index[i], float(bool(a[q["id"]]))) for i, kind, _, a in annotations
+                 if kind == "checklist" and isinstance(a, dict) and a.get(q["id"]) is not None and i in index]
+        if pairs:
+            arr = np.array(pairs, dtype=float)
+            key = f"checklist:{q['id']}"
+            signals[key] = _per_item_means(arr[:, 0].astype(np.int64), arr[:, 1], n_items)
+            labels[key] = f"Checklist yes-rate: {q.get('question', q['id'])}"
+    return CalibrationData(judgments=judgments, metrics=metrics, signals=signals, signal_labels=labels,
+                           strengths=strengths, fit_id=fit.pk if fit is not None else None)

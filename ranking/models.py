@@ -3,14 +3,18 @@
 A FitRun is reproducible from its stored parameters and its data cut-off (the
 last judgment id it saw). Results are written once, when the run succeeds.
 
-Every job (a fit, a report, and later metric and calibration runs) is a row with the
+Every job (a fit, a report, a metric computation, and later calibration runs) is a row with the
 fields of :class:`Job`: the row is the job's outbox (``published_at``) and its lease
 (``lease_owner``, ``lease_expires_at``). :mod:`ranking.jobs` is the one lifecycle that
 reads and writes these fields.
 """
 
+from __future__ import annotations
+
+from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
 
 from annotator.models import Item, Project, Rater
 
@@ -67,6 +71,8 @@ class FitRun(Job):
     params = models.JSONField(default=dict, blank=True)
     automatic = models.BooleanField(default=False, help_text="Requested by new data, not by a person.")
     cutoff_judgment_id = models.BigIntegerField(null=True, blank=True)
+    cutoff_ranking_id = models.BigIntegerField(
+        null=True, blank=True, help_text="Last rank answer the fit saw (null: none; see params include_rankings).")
     summary = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -145,4 +151,162 @@ class AgreementReport(Job):
                                    name="agreementreport_progress_range"),
         ]
         indexes = [models.Index(fields=["project", "status", "-id"], name="agreementreport_latest")]
+        ordering = ["-id"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Automated metrics (issue 9): definitions, the runs that import or compute scores, the scores
+# ------------------------------------------------------------------------------------------------
+
+#: The largest finite float: a score's value must lie in [-FLOAT_MAX, FLOAT_MAX] (no NaN, no ±inf).
+FLOAT_MAX = 1.7976931348623157e308
+
+
+class MetricKind(models.TextChoices):
+    ITEM = "item", "Per image"
+    PAIR = "pair", "Per pair of images"
+    SET = "set", "Per set of images (source model)"
+
+
+class MetricDirection(models.TextChoices):
+    HIGHER = "higher", "Higher is better"
+    LOWER = "lower", "Lower is better"
+    NONE = "none", "Descriptive (no direction)"
+
+
+class MetricSource(models.TextChoices):
+    IMPORTED = "imported", "Imported"
+    COMPUTED = "computed", "Computed"
+
+
+class Metric(models.Model):
+    """An automated metric: what a score means. Global (``project`` null: a built-in plugin's metric,
+    shared by every project) or a project's own (imported scores of a metric PrefLab cannot compute).
+
+    ``plugin`` names the metric plugin that computes it ("" for an imported-only metric); ``weights``
+    says where its weights came from (the files a plugin read, or what the researcher imported).
+    A new ``version`` is a new metric: scores of different versions are never mixed.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, null=True, blank=True, related_name="metrics")
+    name = models.CharField(max_length=100)
+    version = models.CharField(max_length=40, default="1")
+    kind = models.CharField(max_length=8, choices=MetricKind.choices, default=MetricKind.ITEM)
+    direction = models.CharField(max_length=8, choices=MetricDirection.choices, default=MetricDirection.HIGHER)
+    dimension = models.CharField(max_length=40, blank=True, help_text="What it claims to measure, e.g. aesthetics.")
+    description = models.TextField(blank=True)
+    weights = models.TextField(blank=True, help_text="Where the weights came from (provenance).")
+    plugin = models.CharField(max_length=100, blank=True, help_text="The metric plugin that computes it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name", "version"], condition=Q(project__isnull=False),
+                                    name="metric_unique_per_project"),
+            models.UniqueConstraint(fields=["name", "version"], condition=Q(project__isnull=True),
+                                    name="metric_unique_global"),
+        ]
+        ordering = ["name", "version"]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class MetricRun(Job):
+    """One import of a score file or one computation of metrics on a worker: the run that made scores.
+
+    An import is stored whole in the request that uploads it (the row is created succeeded); a
+    computation is a job (:mod:`ranking.jobs`) whose scores are stored when it succeeds. Scores are
+    never overwritten: a re-import or recompute is a new run, and "the newest score" of an (item,
+    metric) is the one from its latest run.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="metric_runs")
+    metrics = models.ManyToManyField(Metric, related_name="runs")
+    source = models.CharField(max_length=10, choices=MetricSource.choices)
+    params = models.JSONField(default=dict, blank=True)
+    file_name = models.CharField(max_length=300, blank=True, help_text="The uploaded file (imports).")
+    cutoff_item_id = models.BigIntegerField(null=True, blank=True, help_text="Computations: the newest item scored.")
+    counts = models.JSONField(default=dict, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                     related_name="+")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(progress__gte=0) & Q(progress__lte=1), name="metricrun_progress_range"),
+        ]
+        indexes = [models.Index(fields=["project", "status", "-id"], name="metricrun_latest")]
+        ordering = ["-id"]
+
+
+class MetricScoreQuerySet(models.QuerySet):
+    def newest(self) -> MetricScoreQuerySet:
+        """Only the newest score of each (item, metric): the one no later run replaced."""
+        newer = MetricScore.objects.filter(metric_id=OuterRef("metric_id"), item_id=OuterRef("item_id"),
+                                           run_id__gt=OuterRef("run_id"))
+        return self.filter(~Exists(newer))
+
+
+class MetricScore(models.Model):
+    """One metric's value for one image, made by one run. The unique (metric, item, run) index also
+    finds the newest score of an (item, metric): its largest run id."""
+
+    run = models.ForeignKey(MetricRun, on_delete=models.CASCADE, related_name="scores")
+    metric = models.ForeignKey(Metric, on_delete=models.CASCADE, related_name="scores", db_index=False)
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    value = models.FloatField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = MetricScoreQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["metric", "item", "run"], name="metricscore_unique"),
+            models.CheckConstraint(condition=Q(value__gte=-FLOAT_MAX) & Q(value__lte=FLOAT_MAX),
+                                   name="metricscore_value_finite"),
+        ]
+
+
+class MetricSetScore(models.Model):
+    """A set-level metric's value for one set of a project's images (the images of one source model)."""
+
+    run = models.ForeignKey(MetricRun, on_delete=models.CASCADE, related_name="set_scores")
+    metric = models.ForeignKey(Metric, on_delete=models.CASCADE, related_name="set_scores")
+    set_name = models.CharField(max_length=200, help_text="The source model (\"\" for images without one).")
+    n_items = models.PositiveIntegerField()
+    value = models.FloatField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "metric", "set_name"], name="metricsetscore_unique"),
+            models.CheckConstraint(condition=Q(value__gte=-FLOAT_MAX) & Q(value__lte=FLOAT_MAX),
+                                   name="metricsetscore_value_finite"),
+        ]
+
+
+class CalibrationReport(Job):
+    """How far each automated metric agrees with the project's raters, stored once computed.
+
+    Computed from the data up to its cut-offs (judgments, annotations and the newest metric run it
+    saw) by :func:`ranking.services.calibration_reports.calibration_compute`; ``result`` is written
+    once, when the report succeeds. ``automatic``: requested by new data (a fit or a metric run that
+    succeeded), not by a person.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="calibration_reports")
+    automatic = models.BooleanField(default=False)
+    cutoff_judgment_id = models.BigIntegerField(null=True, blank=True)
+    cutoff_annotation_id = models.BigIntegerField(null=True, blank=True)
+    cutoff_metric_run_id = models.BigIntegerField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project"], condition=Q(status="queued"),
+                                    name="calibrationreport_one_queued"),
+            models.CheckConstraint(condition=Q(progress__gte=0) & Q(progress__lte=1),
+                                   name="calibrationreport_progress_range"),
+        ]
+        indexes = [models.Index(fields=["project", "status", "-id"], name="calibrationreport_latest")]
         ordering = ["-id"]

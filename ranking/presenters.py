@@ -1,4 +1,4 @@
-"""Page shaping for the ranking pages: a stored report → what a template shows.
+"""Page shaping for the ranking pages: a stored report or stored scores → what a template shows.
 
 Nothing here queries more than the few rows a page needs that are not in the stored report (the
 project's own fields, the researcher's note), and nothing writes.
@@ -6,14 +6,20 @@ project's own fields, the researcher's note), and nothing writes.
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterator
+
+import numpy as np
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from annotator.models import DEMOGRAPHIC_FIELDS, Project, demographic_field_label
-from ranking import charts, selectors
+from ranking import charts, loaders, selectors
 from ranking.core.pairwise import BOOTSTRAP_RESAMPLES, MIN_GROUP_JUDGMENTS, MIN_GROUP_RATERS
 from ranking.core.ratings import OPINION_SORTS
-from ranking.models import DEFAULT_ALPHA, AgreementReport
+from ranking.metric_plugins import get_plugin_class
+from ranking.models import DEFAULT_ALPHA, AgreementReport, MetricKind
 
 DATASHEET_DATETIMES = {"collection_period": ("first_judgment", "last_judgment"),
                        "instruction_versions": ("created_at", "in_force_from", "in_force_until", "first_shown_at"),
@@ -129,6 +135,183 @@ def agreement_page(*, report: AgreementReport, field: str, sort: str) -> dict:
 
 
 def datasheet(*, project: Project, report: AgreementReport) -> dict:
-    """The datasheet of a stored report (page, Markdown and JSON)."""
-    return datasheet_view(result=report.result, project=project, generated_at=report.finished_at,
-                          report=report_meta(report=report))
+    """The datasheet of a stored report (page, Markdown and JSON), with the latest calibration report's
+    summary: which metrics agree with these raters, how much."""
+    sheet = datasheet_view(result=report.result, project=project, generated_at=report.finished_at,
+                           report=report_meta(report=report))
+    calibration = selectors.calibration_report_latest(project=project)
+    sheet["metric_agreement"] = None if calibration is None else {
+        "report": calibration.pk, "computed_at": calibration.finished_at,
+        "n_judgments": calibration.result.get("n_judgments"),
+        "ceiling": (calibration.result.get("ceiling") or {}).get("accuracy"),
+        "metrics": calibration_summary(calibration.result),
+    }
+    return sheet
+
+
+# ------------------------------------------------------------------------------------------------
+# Automated metrics
+# ------------------------------------------------------------------------------------------------
+
+HISTOGRAM_BINS = 24
+SCORES_CSV_COLUMNS = ("item_id", "sha256", "file", "source_model", "metric", "version", "value", "run", "source",
+                      "scored_at")
+
+
+def metric_distribution(values: np.ndarray) -> dict | None:
+    """Summary statistics and the histogram geometry of one metric's newest values (None when there are none)."""
+    if values.size == 0:
+        return None
+    lo, hi = float(values.min()), float(values.max())
+    if hi > lo:
+        counts, edges = np.histogram(values, bins=min(HISTOGRAM_BINS, max(5, int(np.sqrt(values.size)))))
+        chart = charts.histogram(counts=counts, edges=edges)
+    else:  # every image has the same value: one bar in the middle, labelled with it
+        d = abs(lo) * 0.1 or 0.5
+        chart = charts.histogram(counts=[0, values.size, 0], edges=[lo - 1.5 * d, lo - 0.5 * d, lo + 0.5 * d,
+                                                                    lo + 1.5 * d], tick_values=[lo])
+    return {"n": int(values.size), "min": lo, "max": hi, "mean": float(values.mean()),
+            "median": float(np.median(values)), "chart": chart}
+
+
+def plugin_rows(statuses) -> list[dict]:
+    """The plugin list: every plugin, with whether the page can compute it and, if not, why."""
+    rows = []
+    for s in statuses:
+        cls = get_plugin_class(s.name)
+        why_not = ""
+        if not s.available:
+            why_not = s.reason
+        elif s.kind == MetricKind.PAIR:
+            why_not = "scores pairs of images; not computed per project"
+        elif getattr(cls, "needs_reference", False):
+            why_not = "needs a reference set of images, which PrefLab does not hold yet"
+        rows.append({"status": s, "computable": not why_not, "why_not": why_not, "missing": list(s.missing),
+                     "expected": list(s.expected)})
+    return rows
+
+
+def metrics_page(*, project: Project) -> dict:
+    """The project metrics page: each per-image metric with coverage, distribution, source, version and
+    newest run; set-level metrics per source model; the runs; every plugin and whether it can run."""
+    n_items = project.items.count()
+    coverage = selectors.metric_coverage(project=project)
+    runs = selectors.metric_runs_by_metric(project=project)
+    rows, set_metrics = [], []
+    for metric in selectors.project_metrics(project=project):
+        metric_runs = runs.get(metric.pk, [])
+        row = {"metric": metric, "scope": "project" if metric.project_id else "built-in",
+               "newest_run": metric_runs[0] if metric_runs else None, "n_runs": len(metric_runs),
+               "sources": sorted({r.source for r in metric_runs})}
+        if metric.kind == MetricKind.SET:
+            set_metrics.append(row)
+            continue
+        n_scored = coverage.get(metric.pk, 0)
+        values = loaders.metric_values(project=project, metric=metric).values
+        rows.append({**row, "n_scored": n_scored, "coverage": n_scored / n_items if n_items else 0.0,
+                     "distribution": metric_distribution(values)})
+    by_metric: dict[int, list] = {}
+    for score in selectors.metric_set_scores_newest(project=project):
+        by_metric.setdefault(score.metric_id, []).append(score)
+    set_names = sorted({s.set_name for scores in by_metric.values() for s in scores})
+    set_table = [{**row, "cells": [next((s for s in by_metric.get(row["metric"].pk, []) if s.set_name == name), None)
+                                   for name in set_names]}
+                 for row in set_metrics]
+    return {"n_items": n_items, "metric_rows": rows, "set_names": set_names, "set_table": set_table,
+            "plugins": plugin_rows(selectors.metric_plugins()),
+            "pending_runs": list(selectors.metric_runs_pending(project=project)),
+            "runs": list(selectors.metric_runs(project=project))}
+
+
+def metric_scores_csv(*, project: Project) -> Iterator[str]:
+    """Every image's newest score of every metric as CSV text, a chunk of rows at a time."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(SCORES_CSV_COLUMNS)
+    for k, row in enumerate(selectors.metric_scores_export_rows(project=project), start=1):
+        *head, scored_at = row
+        writer.writerow([*head, scored_at.isoformat()])
+        if k % 2000 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+# ------------------------------------------------------------------------------------------------
+# Calibration reports
+# ------------------------------------------------------------------------------------------------
+
+CALIBRATION_SORTS = {
+    "accuracy": "held-out accuracy",
+    "ceiling": "share of the human ceiling",
+    "tau": "Kendall τ_b with the selected signal",
+    "ece": "calibration error (ECE)",
+    "name": "name",
+}
+
+
+def _calibration_row(metric: dict, signal: str, labels: dict | None = None) -> dict:
+    pw = metric["pairwise"]
+    sig = (metric.get("signals") or {}).get(signal) or {}
+    prob = pw.get("probability") or {}
+    return {
+        "name": metric["name"], "version": metric["version"], "dimension": metric["dimension"],
+        "direction": metric["direction"], "n_items": metric["n_items"], "n_judgments": pw.get("n_judgments", 0),
+        "value": pw.get("headline"), "low": (pw.get("ci") or [None, None])[0],
+        "high": (pw.get("ci") or [None, None])[1], "accuracy": pw.get("accuracy") or {},
+        "tie": pw.get("tie"), "ceiling_share": pw.get("ceiling_share"), "cluster": metric.get("cluster"),
+        "tau": sig.get("tau_b"), "tau_n": sig.get("n_items"), "ece": prob.get("ece"), "brier": prob.get("brier"),
+        "reason": pw.get("reason"), "gate": metric.get("gate") or {},
+        "signals": [{"key": k, "label": (labels or {}).get(k, k), **v} for k, v in (metric.get("signals") or {}).items()],
+        "groups": pw.get("groups") or {},
+        "reliability": charts.reliability_chart(**{k: prob["reliability"][k] for k in ("predicted", "observed", "count")})
+        if prob.get("reliability") else None,
+        "gate_chart": charts.gate_chart(threshold=metric["gate"]["curve"]["threshold"],
+                                        precision=metric["gate"]["curve"]["precision"],
+                                        recall=metric["gate"]["curve"]["recall"], chosen=metric["gate"]["threshold"])
+        if (metric.get("gate") or {}).get("curve") else None,
+        "drift": pw.get("drift"),
+        "drift_chart": charts.drift_chart(accuracy=pw["drift"]["accuracy"], low=pw["drift"]["low"],
+                                          high=pw["drift"]["high"], labels=pw["drift"]["windows"])
+        if (pw.get("drift") or {}).get("accuracy") else None,
+    }
+
+
+def calibration_page(*, report, sort: str = "accuracy", signal: str = "bt") -> dict:
+    """The calibration page's context from a stored report: the sortable table, the forest plot and
+    every metric's detail charts."""
+    result = report.result
+    signals = result.get("signals") or []
+    if signal not in signals:
+        signal = signals[0] if signals else ""
+    if sort not in CALIBRATION_SORTS:
+        sort = "accuracy"
+    rows = [_calibration_row(m, signal, result.get("signal_labels")) for m in result.get("metrics", [])]
+
+    def key(r):
+        missing = 1e9
+        return {
+            "accuracy": (-(r["value"] if r["value"] is not None else -missing), r["name"]),
+            "ceiling": (-(r["ceiling_share"] if r["ceiling_share"] is not None else -missing), r["name"]),
+            "tau": (-(r["tau"] if r["tau"] is not None else -missing), r["name"]),
+            "ece": ((r["ece"] if r["ece"] is not None else missing), r["name"]),
+            "name": (0, r["name"]),
+        }[sort]
+
+    rows.sort(key=key)
+    ceiling = (result.get("ceiling") or {}).get("accuracy")
+    return {
+        "result": result, "rows": rows, "sort": sort, "sorts": CALIBRATION_SORTS.items(), "signal": signal,
+        "signal_options": [(s, (result.get("signal_labels") or {}).get(s, s)) for s in signals],
+        "forest": charts.accuracy_forest([r for r in rows if r["value"] is not None], ceiling=ceiling),
+        "ceiling": result.get("ceiling") or {}, "clusters": result.get("clusters") or {},
+    }
+
+
+def calibration_summary(result: dict) -> list[dict]:
+    """Which metrics agree with these raters, how much: one line per metric for the datasheet."""
+    rows = [_calibration_row(m, "bt") for m in result.get("metrics", [])]
+    rows.sort(key=lambda r: (r["value"] is None, -(r["value"] or 0), r["name"]))
+    return [{k: r[k] for k in ("name", "version", "dimension", "direction", "n_judgments", "value", "low", "high",
+                                "ceiling_share", "cluster", "tau", "ece", "reason")} for r in rows]

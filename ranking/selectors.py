@@ -1,5 +1,5 @@
-"""Reads for the ranking app: leaderboards, fit history, personal rankings, agreement reports and
-the datasheet's own reads (demographics, instruction and consent histories)."""
+"""Reads for the ranking app: leaderboards, fit history, personal rankings, agreement reports,
+the datasheet's own reads (demographics, instruction and consent histories) and automated metrics."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
-from django.db.models import Count, Q, QuerySet
+from django.conf import settings
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
+from annotator.errors import InvalidInput, NotFound
 from annotator.models import (
     DEMOGRAPHIC_FIELDS,
     Annotation,
@@ -22,15 +24,21 @@ from annotator.models import (
 )
 from ranking.core.pairwise import PREFER_NOT
 from ranking.loaders import demographic_labels
+from ranking.metric_plugins import Availability, list_plugins
 from ranking.models import (
     ACTIVE_STATUSES,
     AgreementReport,
+    CalibrationReport,
     DatasheetNote,
     FitModel,
     FitRun,
     FitStatus,
     ItemScore,
     JobStatus,
+    Metric,
+    MetricRun,
+    MetricScore,
+    MetricSetScore,
     RaterItemOffset,
 )
 
@@ -206,3 +214,150 @@ def consent_history(*, project: Project) -> list[dict]:
 def datasheet_limitations(*, project: Project) -> str:
     note = DatasheetNote.objects.filter(project=project).first()
     return note.limitations if note else ""
+
+
+# ------------------------------------------------------------------------------------------------
+# Automated metrics
+# ------------------------------------------------------------------------------------------------
+
+
+def metric_plugins() -> list[Availability]:
+    """Every registered metric plugin and whether it can run here (absent weights named, never hidden)."""
+    return list_plugins(weights_dir=settings.PREFLAB_WEIGHTS_DIR)
+
+
+def metric_lookup(*, project: Project, name: str, version: str | None = None) -> Metric | None:
+    """The metric a project means by ``name`` (and ``version``): its own before a global one; without a
+    version, the newest version of that name."""
+    candidates = Metric.objects.filter(Q(project=project) | Q(project__isnull=True), name=name)
+    if version:
+        candidates = candidates.filter(version=version)
+    return candidates.order_by(F("project_id").desc(nulls_last=True), "-id").first()
+
+
+def metric_scores_newest(*, project: Project, metric: Metric | None = None) -> QuerySet[MetricScore]:
+    """Every image's newest score of each metric in the project (the score of its latest run)."""
+    scores = MetricScore.objects.filter(run__project=project)
+    if metric is not None:
+        scores = scores.filter(metric=metric)
+    return scores.newest()
+
+
+def project_metrics(*, project: Project) -> list[Metric]:
+    """The project's own metrics and every global metric with a run in the project, by name and version."""
+    used = MetricRun.objects.filter(project=project).values("metrics")
+    return list(Metric.objects.filter(Q(project=project) | Q(pk__in=used)).distinct().order_by("name", "version"))
+
+
+def metric_coverage(*, project: Project) -> dict[int, int]:
+    """metric id → images of the project with a score of it."""
+    rows = metric_scores_newest(project=project).values("metric_id").annotate(n=Count("id")).order_by()
+    return {r["metric_id"]: r["n"] for r in rows}
+
+
+def metric_runs_by_metric(*, project: Project) -> dict[int, list[MetricRun]]:
+    """metric id → the project's succeeded runs that include it, newest first."""
+    out: dict[int, list[MetricRun]] = {}
+    runs = (MetricRun.metrics.through.objects.filter(metricrun__project=project, metricrun__status=JobStatus.SUCCEEDED)
+            .select_related("metricrun").order_by("-metricrun_id"))
+    for link in runs:
+        out.setdefault(link.metric_id, []).append(link.metricrun)
+    return out
+
+
+def metric_runs(*, project: Project, limit: int = 30) -> QuerySet[MetricRun]:
+    return MetricRun.objects.filter(project=project).prefetch_related("metrics").order_by("-id")[:limit]
+
+
+def metric_runs_pending(*, project: Project) -> QuerySet[MetricRun]:
+    """Queued or running computations of the project (what the progress bars follow)."""
+    return MetricRun.objects.filter(project=project, status__in=ACTIVE_STATUSES).prefetch_related("metrics") \
+        .order_by("-id")
+
+
+def metric_set_scores_newest(*, project: Project) -> QuerySet[MetricSetScore]:
+    """The newest value of each set-level metric for each set (source model) of the project."""
+    newer = MetricSetScore.objects.filter(metric_id=OuterRef("metric_id"), set_name=OuterRef("set_name"),
+                                          run__project=project, run_id__gt=OuterRef("run_id"))
+    return (MetricSetScore.objects.filter(run__project=project).filter(~Exists(newer))
+            .select_related("metric", "run").order_by("metric__name", "set_name"))
+
+
+def item_metric_scores(*, item) -> list[dict]:
+    """Every metric score of one image, grouped by metric: the newest, and the earlier runs' values."""
+    rows = (MetricScore.objects.filter(item=item).select_related("metric", "run")
+            .order_by("metric__name", "metric__version", "metric_id", "-run_id"))
+    out: list[dict] = []
+    for score in rows:
+        if out and out[-1]["metric"].pk == score.metric_id:
+            out[-1]["earlier"].append(score)
+        else:
+            out.append({"metric": score.metric, "newest": score, "earlier": []})
+    return out
+
+
+def metric_scores_export_rows(*, project: Project):
+    """The rows of the scores download: every image's newest score of every per-image metric."""
+    return (MetricScore.objects.filter(run__project=project).newest()
+            .order_by("metric__name", "metric__version", "item_id")
+            .values_list("item_id", "item__sha256", "item__original_name", "item__source_model", "metric__name",
+                         "metric__version", "value", "run_id", "run__source", "created_at")
+            .iterator(chunk_size=5000))
+
+
+def metric_scores_query(*, project: Project, metric: str | None = None, version: str | None = None,
+                        run: str | int | None = None, item: str | int | None = None) -> QuerySet[MetricScore]:
+    """The API's score list: every image's newest score (of one metric, or of one image), or one run's
+    scores. Unknown metric, run or image → :class:`~annotator.errors.NotFound`; a malformed id → InvalidInput."""
+    scores = MetricScore.objects.filter(run__project=project)
+    if run not in (None, ""):
+        if not str(run).isdigit():
+            raise InvalidInput("run must be a run id.", field="run")
+        if not MetricRun.objects.filter(project=project, pk=int(run)).exists():
+            raise NotFound(f"No metric run {run} in this project.", field="run")
+        scores = scores.filter(run_id=int(run))
+    else:
+        scores = scores.newest()
+    if metric:
+        found = metric_lookup(project=project, name=metric, version=version or None)
+        if found is None:
+            raise NotFound(f"No metric '{metric}'" + (f" version '{version}'" if version else "") + " here.",
+                           field="metric")
+        scores = scores.filter(metric=found)
+    if item not in (None, ""):
+        if not str(item).isdigit():
+            raise InvalidInput("item must be an item id.", field="item")
+        scores = scores.filter(item_id=int(item))
+    return scores
+
+
+# ------------------------------------------------------------------------------------------------
+# Calibration reports
+# ------------------------------------------------------------------------------------------------
+
+
+def calibration_report_latest(*, project: Project) -> CalibrationReport | None:
+    return CalibrationReport.objects.filter(project=project, status=JobStatus.SUCCEEDED).order_by("-id").first()
+
+
+def calibration_report_state(*, project: Project) -> dict:
+    """The latest succeeded calibration report, the pending one, a newer failure, and what arrived since."""
+    latest = calibration_report_latest(project=project)
+    failed = CalibrationReport.objects.filter(project=project, status=JobStatus.FAILED)
+    if latest is not None:
+        failed = failed.filter(pk__gt=latest.pk)
+    new_data = None
+    if latest is not None:
+        judgments = Judgment.objects.filter(project=project)
+        runs = MetricRun.objects.filter(project=project, status=JobStatus.SUCCEEDED)
+        if latest.cutoff_judgment_id is not None:
+            judgments = judgments.filter(id__gt=latest.cutoff_judgment_id)
+        if latest.cutoff_metric_run_id is not None:
+            runs = runs.filter(id__gt=latest.cutoff_metric_run_id)
+        new_data = {"judgments": judgments.count(), "metric_runs": runs.count()}
+    return {
+        "stored": latest,
+        "pending": CalibrationReport.objects.filter(project=project, status__in=ACTIVE_STATUSES).order_by("-id").first(),
+        "failed": failed.order_by("-id").first(),
+        "new_data": new_data,
+    }

@@ -1,47 +1,54 @@
 """Celery tasks of the ranking app: thin edges that take ids and call services.
 
 Every job task is idempotent (:mod:`ranking.jobs`), acknowledged late and re-queued if its worker
-dies; its hard time limit stays below the broker's visibility timeout
+dies, retried (at most 3 times, with backoff) only on a transient database failure; its hard time
+limit stays below the broker's visibility timeout
 (``CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]``, checked in the tests).
 """
 
 from celery import shared_task
 
 from ranking import jobs
-from ranking.services import agreement_reports, fit_runs
+from ranking.services import agreement_reports, calibration_reports, fit_runs, metric_runs
 
 FIT_TIME_LIMIT_S = 1900
 REPORT_TIME_LIMIT_S = 960
+METRIC_RUN_TIME_LIMIT_S = 3300  # model metrics on CPU over a large project; below the 3,600 s visibility timeout
 
 
-@shared_task(
-    name="ranking.fit_run_execute",
-    ignore_result=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(jobs.TransientJobError,),
-    max_retries=3,
-    retry_backoff=True,
-    soft_time_limit=FIT_TIME_LIMIT_S - 100,
-    time_limit=FIT_TIME_LIMIT_S,
-)
+def job_task(name: str, *, time_limit_s: int, soft_margin_s: int = 100):
+    """The task decorator every job kind shares (see the module docstring)."""
+    return shared_task(
+        name=name,
+        ignore_result=True,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        autoretry_for=(jobs.TransientJobError,),
+        max_retries=3,
+        retry_backoff=True,
+        soft_time_limit=time_limit_s - soft_margin_s,
+        time_limit=time_limit_s,
+    )
+
+
+@job_task("ranking.fit_run_execute", time_limit_s=FIT_TIME_LIMIT_S)
 def fit_run_execute(fit_run_id: int) -> None:
     fit_runs.fit_run_execute(fit_run_id=fit_run_id)
 
 
-@shared_task(
-    name="ranking.agreement_report_execute",
-    ignore_result=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(jobs.TransientJobError,),
-    max_retries=3,
-    retry_backoff=True,
-    soft_time_limit=REPORT_TIME_LIMIT_S - 60,
-    time_limit=REPORT_TIME_LIMIT_S,
-)
+@job_task("ranking.agreement_report_execute", time_limit_s=REPORT_TIME_LIMIT_S, soft_margin_s=60)
 def agreement_report_execute(report_id: int) -> None:
     agreement_reports.agreement_report_execute(report_id=report_id)
+
+
+@job_task("ranking.metric_run_execute", time_limit_s=METRIC_RUN_TIME_LIMIT_S)
+def metric_run_execute(metric_run_id: int) -> None:
+    metric_runs.metric_run_execute(metric_run_id=metric_run_id)
+
+
+@job_task("ranking.calibration_report_execute", time_limit_s=REPORT_TIME_LIMIT_S, soft_margin_s=60)
+def calibration_report_execute(report_id: int) -> None:
+    calibration_reports.calibration_report_execute(report_id=report_id)
 
 
 @shared_task(name="ranking.fit_sweep", ignore_result=True, acks_late=True, reject_on_worker_lost=True,

@@ -12,6 +12,8 @@ write ``from annotator import services`` and ``services.judgment_create(...)``:
   demographics, acknowledging instructions, the rater's next step and completion;
 - :mod:`~annotator.services.assignments` — which task a rater gets next, repeats, expiry;
 - :mod:`~annotator.services.tasks` — task generation (pairs, one task per item);
+- :mod:`~annotator.services.ranks` — rank tasks (k images ordered best → worst): generation, the shown
+  order of an assignment, and the rater's ranking (stored through ``answers``);
 - :mod:`~annotator.services.answers` — the one skeleton that stores an answer (idempotency, locking,
   instructions check, counters), used by
 - :mod:`~annotator.services.judgments` (pairwise answers) and
@@ -31,6 +33,7 @@ from annotator.services.projects import (
     project_create,
     project_update,
 )
+from annotator.services.ranks import rank_answer_create, tasks_generate_rank
 from annotator.services.raters import (
     RaterNext,
     demographics_submit,
@@ -68,6 +71,7 @@ __all__ = [
     "project_create",
     "project_feedback_update",
     "project_update",
+    "rank_answer_create",
     "rater_acknowledge_instructions",
     "rater_consent",
     "rater_consent_decline",
@@ -77,6 +81,7 @@ __all__ = [
     "tasks_generate",
     "tasks_generate_from_pairs",
     "tasks_generate_random",
+    "tasks_generate_rank",
     "tasks_generate_single",
     "tasks_generate_within_prompt",
 ]

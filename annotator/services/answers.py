@@ -1,4 +1,5 @@
-"""Storing an answer: the one skeleton behind judgments (pairwise) and annotations (rich feedback, checklists).
+"""Storing an answer: the one skeleton behind judgments (pairwise), annotations (rich feedback, checklists)
+and rank answers (rank tasks).
 
 Every answer follows the same rules, in this order:
 
@@ -21,6 +22,7 @@ answer is then returned as a replay.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from typing import TypeVar
@@ -37,13 +39,14 @@ from annotator.models import (
     AssignmentState,
     InstructionVersion,
     Judgment,
+    RankAnswer,
     Rater,
     Task,
 )
 
 MAX_RESPONSE_TIME_MS = 24 * 3600 * 1000
 
-Answer = TypeVar("Answer", Judgment, Annotation)
+Answer = TypeVar("Answer", Judgment, Annotation, RankAnswer)
 
 
 def is_whole_number(value) -> bool:
@@ -72,7 +75,7 @@ def answer_create(
     called under the lock, after the instruction check. ``validate()``: payload checks that need no
     database, run before anything is read. ``after(answer)``: side effects inside the transaction.
     """
-    key = _idempotency_key(idempotency_key)
+    key = idempotency_key_parse(idempotency_key)
     if validate is not None:
         validate()
     if response_time_ms is not None and (
@@ -117,14 +120,23 @@ def answer_create(
     return answer, True
 
 
-def _idempotency_key(value) -> uuid.UUID:
+#: Canonical UUID text only: 8-4-4-4-12 ASCII hex digits, either case. ``uuid.UUID`` alone also takes
+#: braces, "urn:uuid:", no hyphens and non-ASCII digits (full-width "１" is int()'s 1), so two different
+#: keys could name one answer.
+_UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def idempotency_key_parse(value) -> uuid.UUID:
+    """The answer's idempotency key: canonical UUID text only (8-4-4-4-12 ASCII hex, either case)."""
     if value in (None, ""):
         raise InvalidInput("idempotency_key is required (a UUID the client makes once per answer).",
                            field="idempotency_key")
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise InvalidInput("idempotency_key must be a UUID.", field="idempotency_key") from None
+    if isinstance(value, uuid.UUID):  # from Python callers (import scripts, tests)
+        return value
+    if not isinstance(value, str) or not _UUID_TEXT.fullmatch(value):
+        raise InvalidInput("idempotency_key must be a UUID written as 8-4-4-4-12 hexadecimal digits "
+                           "(e.g. 3f2b8c1e-5a4d-4e6f-9b7a-1c2d3e4f5a6b).", field="idempotency_key")
+    return uuid.UUID(value)
 
 
 def _replay(existing: Answer, *, rater: Rater, assignment_id: int) -> Answer:

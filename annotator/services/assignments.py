@@ -12,7 +12,8 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from annotator import selectors
-from annotator.models import Assignment, AssignmentState, Rater, Task
+from annotator.models import Assignment, AssignmentState, Rater, Task, TaskKind
+from annotator.services.ranks import rank_shown_order
 
 #: A repeat re-shows a pair only after at least this many other assignments of the same rater.
 REPEAT_MIN_GAP = 3
@@ -23,7 +24,8 @@ def assignment_next(*, rater: Rater) -> Assignment | None:
 
     Policy: tasks with the fewest assignments first (random among equals), never a task
     this rater already had, never more than ``overlap`` raters per task, never a task of a
-    retired image (``Task.is_active``). The slot is taken with a conditional UPDATE, so
+    retired image (``Task.is_active``). A rank task's images are shown in an order drawn at random
+    per assignment (``Assignment.shown_order``). The slot is taken with a conditional UPDATE, so
     concurrent raters cannot over-fill a task; on PostgreSQL rows being claimed by others are
     skipped (``SKIP LOCKED``) rather than waited for.
 
@@ -53,7 +55,7 @@ def assignment_next(*, rater: Rater) -> Assignment | None:
                 available
                 .order_by("n_assigned", "shuffle_key")
                 .select_for_update(skip_locked=True)
-                .only("id", "item_a_id", "item_b_id")
+                .only("id", "kind", "item_a_id", "item_b_id")
                 .first()
             )
             if task is None:
@@ -66,10 +68,14 @@ def assignment_next(*, rater: Rater) -> Assignment | None:
             left, right = (task.item_a_id, task.item_b_id)
             if right is not None and secrets.randbelow(2):
                 left, right = right, left
+            shown_order = rank_shown_order(task_id=task.pk) if task.kind == TaskKind.RANK else []
+            if shown_order:
+                left = shown_order[0]
             try:
                 with transaction.atomic():
                     Assignment.objects.create(
-                        task_id=task.pk, rater=rater, project=project, left_item_id=left, right_item_id=right
+                        task_id=task.pk, rater=rater, project=project, left_item_id=left, right_item_id=right,
+                        shown_order=shown_order,
                     )
             except IntegrityError:
                 # A concurrent request of the same rater opened an assignment first: give the slot back.

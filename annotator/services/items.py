@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotator.errors import Conflict, InvalidInput
+from annotator.feedback import normalise_prompt
 from annotator.models import Annotation, Item, Task, TaskKind
 
 MAX_PROMPT_CHARS = 4000
@@ -34,7 +35,7 @@ def item_changes_clean(*, item: Item, prompt=_UNSET, source_model=_UNSET, metada
     if prompt is not _UNSET:
         if not isinstance(prompt, str):
             raise InvalidInput("prompt must be text.", field="prompt")
-        prompt = prompt.strip()
+        prompt = normalise_prompt(prompt).strip()
         if len(prompt) > MAX_PROMPT_CHARS:
             raise InvalidInput(f"prompt must be at most {MAX_PROMPT_CHARS} characters.", field="prompt")
         if prompt != item.prompt.strip():
@@ -78,7 +79,7 @@ def item_update(*, item: Item, prompt=_UNSET, source_model=_UNSET, metadata=_UNS
 
 
 def _tasks_of(item: Item):
-    return Task.objects.filter(Q(item_a=item) | Q(item_b=item))
+    return Task.objects.filter(Q(item_a=item) | Q(item_b=item) | Q(task_items__item=item))
 
 
 def item_retire(*, item: Item) -> Item:
@@ -106,5 +107,6 @@ def item_restore(*, item: Item) -> Item:
             (_tasks_of(locked).filter(is_active=False)
              .exclude(item_a__retired_at__isnull=False)
              .exclude(item_b__isnull=False, item_b__retired_at__isnull=False)
+             .exclude(task_items__item__retired_at__isnull=False)
              .update(is_active=True))
     return locked

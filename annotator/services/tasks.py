@@ -1,5 +1,6 @@
 """Task generation: pairwise tasks (within prompts, random pairs, an uploaded pair list) and one
-rich-feedback or checklist task per item. Retired items are never put in a new task."""
+rich-feedback or checklist task per item (rank tasks: :mod:`annotator.services.ranks`, also reached
+through :func:`tasks_generate`). Retired items are never put in a new task."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from django.db import transaction
 from annotator.errors import InvalidInput
 from annotator.models import SINGLE_ITEM_KINDS, Project, Task, TaskKind
 from annotator.services.projects import project_update
+from annotator.services.ranks import tasks_generate_rank
 
 MAX_TASKS_PER_GENERATION = 1_000_000
 
@@ -103,8 +105,15 @@ def tasks_generate_from_pairs(*, project: Project, pairs: Sequence[tuple[str, st
 
 
 def tasks_generate(*, project: Project, strategy: str, budget: int | None = None, same_prompt: bool = False,
-                   pairs=None, overlap: int | None = None, random_state: int | None = None) -> int:
-    """Make pairwise tasks by one of the strategies (optionally setting overlap k first)."""
+                   pairs=None, overlap: int | None = None, random_state: int | None = None,
+                   k: int | None = None, n_tasks: int | None = None) -> int:
+    """Make pairwise tasks by one of the strategies, or rank tasks (``strategy="rank"``: ``n_tasks`` tasks of
+    ``k`` images, :func:`annotator.services.ranks.tasks_generate_rank`); optionally setting overlap first."""
+    if strategy == "rank":
+        if k is None or n_tasks is None:
+            raise InvalidInput("Rank tasks need k (images per task) and n_tasks.", field="k" if k is None else "n_tasks")
+        return tasks_generate_rank(project=project, k=k, n_tasks=n_tasks, same_prompt=same_prompt,
+                                   overlap=overlap, random_state=random_state)
     if overlap is not None:
         project_update(project=project, overlap=overlap)
     if strategy == "within_prompt":

@@ -807,17 +807,31 @@ class PermutationTest:
 
 
 _ALTERNATIVES = ("two-sided", "greater", "less")
+_EXACT_SWAP_GROUPS = 14  # up to 2^14 = 16,384 sign patterns: enumerate them (exact p-value)
 
 
 def _swap_p_value(x2_g: np.ndarray, n_resamples: int, alternative: str, rng) -> float:
     """p-value of ``Σ x2_g`` under random sign flips of every group's difference ``x2_g`` (integers).
 
     Swapping two metrics' predictions in group g flips the sign of that group's score difference.
-    Groups with equal ``|x2_g|`` = v are exchangeable, so the resampled total is exactly
+    With at most :data:`_EXACT_SWAP_GROUPS` groups of non-zero difference every one of the 2^g sign
+    patterns is enumerated and the p-value is exact (the share of patterns at least as extreme,
+    the observed one included): a Monte Carlo estimate would scatter around the exact value, and
+    with few groups (few prompts) that value can be the smallest one attainable. Otherwise groups
+    with equal ``|x2_g|`` = v are exchangeable, so the resampled total is exactly
     ``Σ_v v (2 B_v − k_v)`` with ``B_v ~ Binomial(k_v, 1/2)`` (k_v groups of magnitude v): the same
     distribution as flipping each group, drawn with one binomial per magnitude per resample.
     """
     observed = int(x2_g.sum())
+    nonzero = x2_g[x2_g != 0].astype(np.int64)
+    if nonzero.size <= _EXACT_SWAP_GROUPS:
+        patterns = (np.arange(1 << nonzero.size)[:, None] >> np.arange(nonzero.size)[None, :]) & 1
+        totals = (2 * patterns - 1) @ nonzero
+        if alternative == "two-sided":
+            return float(np.mean(np.abs(totals) >= abs(observed)))
+        if alternative == "greater":
+            return float(np.mean(totals >= observed))
+        return float(np.mean(totals <= observed))
     magnitude_counts = np.bincount(np.abs(x2_g).astype(np.int64))
     values = np.flatnonzero(magnitude_counts)
     values = values[values > 0]

@@ -15,15 +15,14 @@ from datetime import date, datetime
 
 import numpy as np
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Max, Min
-from django.utils import timezone
 
 from annotator.feedback import POINT_KINDS
 from annotator.models import DEMOGRAPHIC_FIELDS, Item, Project, Rater, demographic_field_label
 from ranking import jobs, loaders, selectors
 from ranking.core import pairwise, ratings
-from ranking.models import ACTIVE_STATUSES, DEFAULT_ALPHA, AgreementReport, DatasheetNote, JobStatus
+from ranking.models import DEFAULT_ALPHA, AgreementReport, DatasheetNote
 
 KIND = jobs.job_kind_register(name="agreement_report", model=AgreementReport,
                               task_name="ranking.agreement_report_execute")
@@ -180,18 +179,7 @@ def agreement_report_request(*, project: Project) -> AgreementReport:
     A report that is already running keeps its older cut-off, so a request made meanwhile queues a
     new one (at most one is queued per project: a partial unique constraint).
     """
-    with transaction.atomic():
-        queued = AgreementReport.objects.filter(project=project, status=JobStatus.QUEUED).first()
-        if queued is not None:
-            return queued
-        try:
-            with transaction.atomic():
-                report = AgreementReport.objects.create(project=project)
-        except IntegrityError:  # another request created it concurrently
-            return (AgreementReport.objects.filter(project=project, status__in=ACTIVE_STATUSES).order_by("-id").first()
-                    or AgreementReport.objects.filter(project=project).order_by("-id").first())
-        jobs.job_publish_on_commit(report)
-    return report
+    return jobs.job_queued_or_new(model=AgreementReport, scope={"project": project})
 
 
 def _prepare(report: AgreementReport) -> bool:
@@ -217,8 +205,7 @@ def agreement_report_compute_now(*, project: Project) -> AgreementReport:
     The report goes through the same lifecycle as a worker's (claimed, leased, finished), so a
     failure is recorded on it exactly as on the worker.
     """
-    with transaction.atomic():
-        report = AgreementReport.objects.create(project=project, published_at=timezone.now())
+    report = jobs.job_queued_or_new(model=AgreementReport, scope={"project": project}, publish=False)
     agreement_report_execute(report_id=report.pk)
     report.refresh_from_db()
     return report

@@ -29,7 +29,9 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # Playwright's string waits (wait_for_function) evaluate in the page, which our Content-Security-Policy
+    # forbids ('unsafe-eval'); these tests drive the pages, tests/browser/test_csp_browser.py checks the CSP.
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
     page = context.new_page()
     yield page
     context.close()

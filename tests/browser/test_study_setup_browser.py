@@ -142,7 +142,7 @@ def test_a_researcher_runs_a_whole_study_from_the_browser(live_server, browser, 
     assert project.is_open
 
     # A crowd rater completes it with the keyboard.
-    rater_context = browser.new_context(viewport={"width": 1280, "height": 900})
+    rater_context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)  # see conftest.page
     try:
         rater = rater_context.new_page()
         rater.goto(f"{live_server.url}/join/{project.slug}/{project.join_token}/"
@@ -168,7 +168,7 @@ def test_a_researcher_runs_a_whole_study_from_the_browser(live_server, browser, 
 
     # One task is left; a second rater takes it; a third finds the study full before any consent.
     for pid in ("pid78", "pid79"):
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)  # see conftest.page
         try:
             latecomer = context.new_page()
             latecomer.goto(f"{live_server.url}/join/{project.slug}/{project.join_token}/?PROLIFIC_PID={pid}")
@@ -192,7 +192,7 @@ def test_a_researcher_runs_a_whole_study_from_the_browser(live_server, browser, 
     assert not Rater.objects.filter(prolific_pid="pid79").exists()
 
     # The viewer sees the settings, read-only.
-    viewer_context = browser.new_context(viewport={"width": 1280, "height": 900})
+    viewer_context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)  # see conftest.page
     try:
         viewer = viewer_context.new_page()
         log_in(viewer, live_server, Membership.objects.get(project=project, role="viewer").user)

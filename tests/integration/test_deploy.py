@@ -34,6 +34,27 @@ def test_production_settings_refuse_to_start_without_secret_key(tmp_path):
     assert "SECRET_KEY" in result.stderr
 
 
+@pytest.mark.parametrize("key", ["change-me", "short-key"])
+def test_production_settings_refuse_the_example_or_a_short_secret_key(tmp_path, key):
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update({"DJANGO_SETTINGS_MODULE": "config.settings", "PREFLAB_VAR_DIR": str(tmp_path), "SECRET_KEY": key,
+                "DEBUG": "0"})
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
+                            text=True)
+    assert result.returncode != 0 and "SECRET_KEY is a placeholder" in result.stderr
+    env["DEBUG"] = "1"  # a developer's machine may use a throwaway key
+    assert subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
+                          text=True).returncode == 0
+
+
+def test_compose_file_holds_no_database_password():
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert "POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?" in compose and ":preflab@" not in compose
+    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                   if "=" in line and not line.startswith("#"))
+    assert example["POSTGRES_PASSWORD"] == ""  # the example names the setting, never a value
+
+
 @pytest.mark.django_db
 def test_openapi_schema_and_docs_page(client):
     schema = client.get("/api/schema/")

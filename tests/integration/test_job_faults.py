@@ -43,7 +43,7 @@ from ranking.services import fit_runs
 from tests.conftest import ready_rater
 from tests.factories import ItemFactory
 from tests.integration.test_rater_flow import join_url, walk_to_tasks
-from tests.integration.test_worker import _database_url
+from tests.integration.test_worker import worker_database_url
 
 pytestmark = [
     pytest.mark.worker,
@@ -144,7 +144,7 @@ class Workers:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": _database_url(),
+            "DATABASE_URL": worker_database_url(),
             "CELERY_BROKER_URL": self.broker_url,
             "PREFLAB_VAR_DIR": str(settings.VAR_DIR),
             "DEBUG": "0",

@@ -2,6 +2,9 @@
 
 import io
 import json
+import random
+import struct
+import tracemalloc
 import zipfile
 
 import pytest
@@ -155,3 +158,78 @@ def test_api_upload_names_the_bad_file(empty_project, researcher):
     assert body["code"] == "upload_rejected"
     assert [p["file"] for p in body["problems"]] == ["bad.gif"]
     assert Item.objects.count() == 0
+
+
+# Memory stays bounded: members are streamed, sizes checked before and while reading -------------------
+
+
+def _compressible_member(zf: zipfile.ZipFile, name: str, size: int) -> None:
+    """A member of ``size`` bytes that deflates about 110:1 (under the ratio guard): 8 KiB of noise per MiB."""
+    noise = random.Random(name).randbytes(8 * 1024)
+    chunk = noise + b"\0" * (1024 * 1024 - len(noise))
+    info = zipfile.ZipInfo(name)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with zf.open(info, "w", force_zip64=True) as fh:
+        for _ in range(size // len(chunk)):
+            fh.write(chunk)
+
+
+@pytest.fixture(scope="module")
+def compressible_bomb(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bomb") / "bomb.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for i in range(8):
+            _compressible_member(zf, f"img{i}.png", 100 * 1024 * 1024)
+    assert path.stat().st_size < 10 * 1024 * 1024
+    return path
+
+
+@pytest.mark.parametrize(("budget", "refusal"), [
+    (None, "the upload expands to more than 536,870,912 bytes uncompressed"),  # the default budget: 512 MiB
+    (2**31, "104,857,600 bytes; the limit per file is 26,214,400"),  # a budget that fits: each member refused
+])
+def test_a_zip_of_huge_compressible_members_is_refused_in_bounded_memory(empty_project, settings, compressible_bomb,
+                                                                        budget, refusal):
+    """The probe's archive: a few MB of ZIP expanding to 8 × 100 MiB. It once took a worker from 244 MB to
+    1,163 MB before the refusal; now nothing is read past the image byte limit or the upload's budget."""
+    if budget is not None:
+        settings.PREFLAB_UPLOAD = {**settings.PREFLAB_UPLOAD, "MAX_UPLOAD_UNCOMPRESSED_BYTES": budget}
+    path = compressible_bomb
+    tracemalloc.start()
+    try:
+        with path.open("rb") as fh, pytest.raises(UploadRejected) as exc:
+            items_import(project=empty_project, uploads=[Upload(name="bomb.zip", stream=fh,
+                                                                size=path.stat().st_size)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 150 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB"
+    assert all(refusal in reason for reason in problems_of(exc).values()), problems_of(exc)
+    assert Item.objects.count() == 0
+
+
+def test_the_uncompressed_budget_of_an_upload_is_enforced(empty_project, settings):
+    images = {f"{i}.png": png_bytes(seed=i) for i in range(5)}
+    total = sum(len(data) for data in images.values())
+    settings.PREFLAB_UPLOAD = {**settings.PREFLAB_UPLOAD, "MAX_UPLOAD_UNCOMPRESSED_BYTES": total - 1}
+    with pytest.raises(UploadRejected) as exc:
+        items_import(project=empty_project, uploads=[up("batch.zip", zip_of(images))])
+    assert any("split it into smaller uploads" in r for r in problems_of(exc).values())
+    # Spread over an archive and plain files, the budget is the upload's, not each file's.
+    settings.PREFLAB_UPLOAD = {**settings.PREFLAB_UPLOAD, "MAX_UPLOAD_UNCOMPRESSED_BYTES": total - 1}
+    first, *rest = images.items()
+    with pytest.raises(UploadRejected) as exc:
+        items_import(project=empty_project, uploads=[up("part.zip", zip_of(dict(rest))), up(*first)])
+    assert "split it" in problems_of(exc)[first[0]]
+    settings.PREFLAB_UPLOAD = {**settings.PREFLAB_UPLOAD, "MAX_UPLOAD_UNCOMPRESSED_BYTES": total}
+    assert len(items_import(project=empty_project, uploads=[up("batch.zip", zip_of(images))]).created) == 5
+
+
+def test_a_member_bigger_than_its_directory_entry_says_is_refused(empty_project):
+    """Sizes are checked while reading: a member whose central-directory size is a lie is not trusted."""
+    data = bytearray(zip_of({"liar.png": png_bytes(64, 64) + b"\0" * 200_000}))
+    central = data.rfind(b"PK\x01\x02")
+    data[central + 24:central + 28] = struct.pack("<I", 100)  # uncompressed size in the central directory
+    with pytest.raises(UploadRejected) as exc:
+        items_import(project=empty_project, uploads=[up("liar.zip", bytes(data))])
+    assert "corrupt or unreadable" in problems_of(exc)["liar.zip:liar.png"]

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
+from ranking.core import calibration as cal
 from ranking.core.calibration import (
     CONVENTIONS,
     BootstrapCI,
@@ -881,3 +882,22 @@ def test_import_does_not_import_django():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_permutation_p_value_is_exact_with_few_groups():
+    """Four prompts, the first metric right on every judgment, the second wrong: only the identity swap
+    pattern (of 2^4) is as extreme one-sided, so p = 1/16 exactly (a sampled p would scatter around it)."""
+    outcome = np.array([1, 1, -1, 1, -1, 1, 1, -1])
+    good = outcome.astype(float)  # predicts every judgment
+    bad = -good
+    groups = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    one = cal.permutation_test(outcome, good, bad, groups=groups, alternative="greater", random_state=0)
+    two = cal.permutation_test(outcome, good, bad, groups=groups, random_state=1)
+    assert one.p_value == 1 / 16 and two.p_value == 2 / 16
+    assert cal.permutation_test(outcome, good, bad, groups=groups, alternative="less").p_value == 1.0
+    # Brute force over the 16 swap patterns.
+    g = np.unique(groups)
+    diffs = np.array([(cal.pairwise_accuracy(outcome[groups == k], good[groups == k])
+                       - cal.pairwise_accuracy(outcome[groups == k], bad[groups == k])) for k in g]) * 2
+    totals = [sum(s * d for s, d in zip(signs, diffs)) for signs in itertools.product([1, -1], repeat=g.size)]
+    assert one.p_value == np.mean(np.array(totals) >= diffs.sum())
