@@ -251,6 +251,11 @@ CALIBRATION_SORTS = {
 }
 
 
+def _gate_label(key: str, labels: dict | None) -> str:
+    rule = "top half" if key == "bt" else ("mean ≥ 3" if key.startswith("likert:") else "yes-rate ≥ ½")
+    return f"{(labels or {}).get(key, key)}: {rule}"
+
+
 def _calibration_row(metric: dict, signal: str, labels: dict | None = None) -> dict:
     pw = metric["pairwise"]
     sig = (metric.get("signals") or {}).get(signal) or {}
@@ -263,6 +268,7 @@ def _calibration_row(metric: dict, signal: str, labels: dict | None = None) -> d
         "tie": pw.get("tie"), "ceiling_share": pw.get("ceiling_share"), "cluster": metric.get("cluster"),
         "tau": sig.get("tau_b"), "tau_n": sig.get("n_items"), "ece": prob.get("ece"), "brier": prob.get("brier"),
         "reason": pw.get("reason"), "gate": metric.get("gate") or {},
+        "gates": [{"key": k, "label": _gate_label(k, labels), **v} for k, v in (metric.get("gates") or {}).items()],
         "signals": [{"key": k, "label": (labels or {}).get(k, k), **v} for k, v in (metric.get("signals") or {}).items()],
         "groups": pw.get("groups") or {},
         "reliability": charts.reliability_chart(**{k: prob["reliability"][k] for k in ("predicted", "observed", "count")})

@@ -19,9 +19,11 @@ dicts. Conventions:
 * Human ceiling: a single rater's acc_eq against the majority of the other raters of the same pair.
 * Item-level signals (BT strengths, Likert means, checklist yes-rates): Kendall τ_b, τ_c, τ_23,
   acc_23, Pearson and Spearman over the images both scored.
-* Gate: "pass" = the metric at or above a threshold (in the metric's own units and direction);
-  human pass = BT strength at or above the median; the threshold is the one reaching a precision
-  of :data:`GATE_TARGET_PRECISION`, with a bootstrap interval of the precision achieved there.
+* Gates: "pass" = the metric at or above a threshold (in the metric's own units and direction).
+  Human pass labels, one gate each: BT strength at or above the median, a Likert dimension's mean
+  of at least 3, a checklist question's yes-rate of at least one half. The threshold is the one
+  reaching a precision of :data:`GATE_TARGET_PRECISION`, with a bootstrap interval of the
+  precision achieved there (optimistic: the threshold is chosen on the same images).
 * Maps: no metric plugin produces a map yet, so heatmap agreement of metrics (CC, NSS, KLD, SIM,
   AUC-Judd of :mod:`ranking.core.heatmaps` against the consolidated human map) is not part of this
   report.
@@ -190,14 +192,37 @@ def _item_signals(col: MetricColumn, signals: dict[str, np.ndarray]) -> dict:
     return out
 
 
-def _gate(col: MetricColumn, strengths: np.ndarray | None) -> dict:
+def human_pass_labels(signals: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Which images the raters pass, per item-level signal (1.0 / 0.0, NaN where the signal is missing):
+    BT strength at or above the median of the fitted images, a Likert mean of at least 3 (the middle
+    of the 1–5 scale), a checklist yes-rate of at least one half."""
+    labels = {}
+    for key, values in signals.items():
+        known = np.isfinite(values)
+        if not known.any():
+            continue
+        if key == "bt":
+            cut = np.median(values[known])
+        elif key.startswith("likert:"):
+            cut = 3.0
+        elif key.startswith("checklist:"):
+            cut = 0.5
+        else:
+            continue
+        labels[key] = np.where(known, (values >= cut).astype(float), np.nan)
+    return labels
+
+
+def _gate(col: MetricColumn, passed: np.ndarray) -> dict:
     sign = _sign(col.direction)
-    if sign == 0 or strengths is None:
-        return {"reason": "needs a directional metric and a Bradley–Terry fit"}
-    both = np.isfinite(strengths) & np.isfinite(col.values)
+    if sign == 0:
+        return {"reason": "a descriptive metric (no better direction)"}
+    both = np.isfinite(passed) & np.isfinite(col.values)
     if both.sum() < 10:
-        return {"reason": f"only {int(both.sum())} images have both a score and a fitted strength"}
-    human = strengths[both] >= np.median(strengths[both])
+        return {"reason": f"only {int(both.sum())} images have both a score and this human label"}
+    human = passed[both] > 0.5
+    if human.all() or not human.any():
+        return {"reason": "the raters pass all or none of these images"}
     res, reason = _attempt(cal.gating_threshold, sign * col.values[both], human,
                            target_precision=GATE_TARGET_PRECISION, n_resamples=N_RESAMPLES,
                            random_state=RANDOM_STATE)
@@ -208,7 +233,7 @@ def _gate(col: MetricColumn, strengths: np.ndarray | None) -> dict:
     return {
         "threshold": _f(sign * res.threshold), "direction": col.direction, "target_precision": GATE_TARGET_PRECISION,
         "precision": _f(res.precision), "recall": _f(res.recall), "ci": [_f(res.ci_low), _f(res.ci_high)],
-        "n_items": int(both.sum()),
+        "n_items": int(both.sum()), "base_rate": _f(human.mean()),
         "curve": {"threshold": [_f(sign * t) for t in curve.thresholds[::step]],
                   "precision": [_f(p) for p in curve.precision[::step]],
                   "recall": [_f(r) for r in curve.recall[::step]]},
@@ -229,13 +254,18 @@ def metric_agreement(*, judgments: JudgmentArrays, metrics: list[MetricColumn],
     if y.size:
         ceiling_res, ceiling_reason = _attempt(cal.human_ceiling, y, judgments.pair, judgments.rater)
     ceiling = ceiling_res.accuracy if ceiling_res is not None and np.isfinite(ceiling_res.accuracy) else None
+    labels = human_pass_labels({**signals, **({"bt": strengths} if strengths is not None else {})})
     rows = []
     for col in metrics:
         row = {"name": col.name, "version": col.version, "direction": col.direction, "dimension": col.dimension,
                "n_items": int(np.isfinite(col.values).sum())}
         row["pairwise"] = _pairwise(judgments, col, ceiling)
         row["signals"] = _item_signals(col, signals)
-        row["gate"] = _gate(col, strengths)
+        row["gates"] = {key: _gate(col, passed) for key, passed in labels.items()}
+        primary = "bt" if "bt" in labels else next(iter(labels), None)
+        row["gate"] = row["gates"][primary] if primary else {"reason": "no human pass label (needs a fit, Likert "
+                                                                       "scores or checklist answers)"}
+        row["gate_label"] = primary
         rows.append(row)
     result = {
         "n_judgments": int(y.size),

@@ -62,7 +62,7 @@ def test_accuracies_equal_the_core_functions_on_the_scored_judgments():
     assert row["pairwise"]["n_judgments"] == int(scored.sum()) < judgments.outcome.size
     for convention in cal.CONVENTIONS:
         assert row["pairwise"]["accuracy"][convention] == pytest.approx(cal.pairwise_accuracy(y, d, convention=convention))
-    assert row["gate"]["reason"].startswith("needs")  # no fit: no gate
+    assert row["gate"]["reason"].startswith("no human pass label")  # no fit, no ratings: no gate
 
 
 def test_gate_threshold_is_in_the_metric_units_and_meets_the_precision_target():
@@ -81,3 +81,22 @@ def test_too_few_judgments_are_reported_not_computed():
     col = MetricColumn("m", "1", "higher", "overall", theta)
     row = metric_agreement(judgments=judgments, metrics=[col], signals={}, strengths=None)["metrics"][0]
     assert row["pairwise"]["reason"].startswith("only 8 judgments")
+
+
+def test_a_gate_per_human_label_likert_and_checklist_included():
+    theta, judgments, rng = simulate(n_items=120, seed=7)
+    likert = np.clip(np.round(3 + theta + rng.normal(scale=0.5, size=theta.size)), 1, 5)
+    likert[:5] = np.nan  # five images without ratings
+    yes_rate = (theta + rng.normal(scale=0.3, size=theta.size) > 0).astype(float)
+    col = MetricColumn("m", "1", "higher", "overall", theta + rng.normal(scale=0.3, size=theta.size))
+    row = metric_agreement(judgments=judgments, metrics=[col],
+                           signals={"likert:overall": likert, "checklist:hands": yes_rate},
+                           strengths=theta)["metrics"][0]
+    assert set(row["gates"]) == {"bt", "likert:overall", "checklist:hands"} and row["gate_label"] == "bt"
+    g = row["gates"]["likert:overall"]
+    passed = col.values >= g["threshold"]
+    human = likert >= 3
+    known = np.isfinite(likert)
+    assert g["n_items"] == int(known.sum())
+    assert (passed & human & known).sum() / (passed & known).sum() == pytest.approx(g["precision"])
+    assert g["precision"] >= 0.8
