@@ -150,6 +150,9 @@ class MetricRunSerializer(serializers.ModelSerializer):
 class MetricRunRequestSerializer(serializers.Serializer):
     metrics = serializers.ListField(child=serializers.CharField(max_length=100), min_length=1, max_length=50)
     batch_size = serializers.IntegerField(min_value=1, max_value=1024, required=False)
+    reference_set = serializers.CharField(required=False, allow_blank=True, max_length=200,
+                                          help_text="Set metrics against a reference (FID, KID, CMMD): the source "
+                                                    "model whose images are the reference set.")
 
 
 class MetricImportSerializer(serializers.Serializer):
@@ -224,7 +227,8 @@ class MetricRunListCreate(APIView):
         data = MetricRunRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         run = metric_runs.metric_run_request(project=project, metrics=data.validated_data["metrics"],
-                                             batch_size=data.validated_data.get("batch_size"), user=request.user)
+                                             batch_size=data.validated_data.get("batch_size"), user=request.user,
+                                             reference_set=data.validated_data.get("reference_set"))
         return Response(MetricRunSerializer(run).data, status=201)
 
 

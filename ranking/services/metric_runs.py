@@ -47,8 +47,12 @@ DEVICE = "auto"  # CUDA when torch sees a GPU, else CPU (plugins without a model
 # ------------------------------------------------------------------------------------------------
 
 
-def plugins_check(*, names: list[str]) -> list[str]:
-    """The requested plugin names, de-duplicated, each known, available here and computable per project."""
+def plugins_check(*, names: list[str], reference_set: str | None = None) -> list[str]:
+    """The requested plugin names, de-duplicated, each known, available here and computable per project.
+
+    Set metrics that compare each set with a reference (FID, KID, CMMD) need ``reference_set``: the
+    source model whose images are the reference (e.g. real photographs uploaded with model "reference").
+    """
     clean = list(dict.fromkeys(n.strip() for n in names if n and n.strip()))
     if not clean:
         raise InvalidInput("Name at least one metric to compute.", field="metrics")
@@ -65,15 +69,20 @@ def plugins_check(*, names: list[str]) -> list[str]:
         if cls.kind == Kind.PAIR:
             raise InvalidInput(f"Metric {name} scores pairs of images; pair metrics are not computed per project.",
                                field="metrics")
-        if cls.kind == Kind.SET and getattr(cls, "needs_reference", False):
-            raise InvalidInput(f"Metric {name} compares each set with a reference set of images, which PrefLab "
-                               "does not hold yet.", field="metrics")
+        if cls.kind == Kind.SET and getattr(cls, "needs_reference", False) and not reference_set:
+            raise InvalidInput(f"Metric {name} compares each set with a reference set of images: name the source "
+                               "model whose images are the reference (reference_set).", field="reference_set")
     return clean
 
 
 def _run_create(*, project: Project, names: list[str], user=None, batch_size: int | None = None,
-                published: bool = False) -> MetricRun:
-    names = plugins_check(names=names)
+                published: bool = False, reference_set: str | None = None) -> MetricRun:
+    reference_set = (reference_set or "").strip() or None
+    names = plugins_check(names=names, reference_set=reference_set)
+    if reference_set is not None and not Item.objects.filter(project=project, source_model=reference_set,
+                                                             retired_at__isnull=True).exists():
+        raise InvalidInput(f"No image of the project has the source model {reference_set!r} (the reference set).",
+                           field="reference_set")
     if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool)
                                    or not 1 <= batch_size <= 1024):
         raise InvalidInput("batch_size must be a whole number from 1 to 1024.", field="batch_size")
@@ -83,7 +92,7 @@ def _run_create(*, project: Project, names: list[str], user=None, batch_size: in
         metrics = [metric_services.metric_for_plugin(name=name) for name in names]
         run = MetricRun.objects.create(
             project=project, source=MetricSource.COMPUTED, requested_by=user,
-            params={"plugins": names, "batch_size": batch_size, "device": DEVICE},
+            params={"plugins": names, "batch_size": batch_size, "device": DEVICE, "reference_set": reference_set},
             published_at=timezone.now() if published else None)
         run.metrics.set(metrics)
         if not published:
@@ -91,17 +100,18 @@ def _run_create(*, project: Project, names: list[str], user=None, batch_size: in
     return run
 
 
-def metric_run_request(*, project: Project, metrics: list[str], user=None, batch_size: int | None = None
-                       ) -> MetricRun:
+def metric_run_request(*, project: Project, metrics: list[str], user=None, batch_size: int | None = None,
+                       reference_set: str | None = None) -> MetricRun:
     """Ask the workers to compute ``metrics`` (plugin names) for every image of the project."""
-    return _run_create(project=project, names=metrics, user=user, batch_size=batch_size)
+    return _run_create(project=project, names=metrics, user=user, batch_size=batch_size, reference_set=reference_set)
 
 
-def metric_run_compute_now(*, project: Project, metrics: list[str], user=None, batch_size: int | None = None
-                           ) -> MetricRun:
+def metric_run_compute_now(*, project: Project, metrics: list[str], user=None, batch_size: int | None = None,
+                           reference_set: str | None = None) -> MetricRun:
     """Compute in this process, through the same lifecycle as a worker (claimed, leased, finished): for
     commands run by hand and the demo seed. A failure is recorded on the run exactly as on a worker."""
-    run = _run_create(project=project, names=metrics, user=user, batch_size=batch_size, published=True)
+    run = _run_create(project=project, names=metrics, user=user, batch_size=batch_size, published=True,
+                      reference_set=reference_set)
     metric_run_execute(metric_run_id=run.pk)
     run.refresh_from_db()
     return run
@@ -210,9 +220,16 @@ def _compute(run: MetricRun, lease: jobs.Lease) -> jobs.Outcome:
         counts["scores"][metric.name] = int(ok.sum())
         counts["undefined"][metric.name] = int((~ok).sum())
     set_rows = []
+    reference_name = run.params.get("reference_set")
     for metric, plugin, _ in set_plugins:
         by_set = {key: np.vstack(rows) for key, rows in features[metric.pk].items()}
-        result = plugin.score_features(by_set, None) if by_set else {}
+        reference = None
+        if getattr(plugin, "needs_reference", False):
+            reference = by_set.pop(reference_name, None)
+            if reference is None:
+                raise InvalidInput(f"No readable image of the reference set {reference_name!r}.",
+                                   field="reference_set")
+        result = plugin.score_features(by_set, reference) if by_set else {}
         for key, value in result.items():
             if np.isfinite(value):
                 set_rows.append(MetricSetScore(run=run, metric=metric, set_name=key, n_items=len(by_set[key]),

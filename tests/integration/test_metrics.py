@@ -370,6 +370,42 @@ def test_set_metrics_get_one_value_per_source_model(scored, set_plugin, client):
     assert 'id="set-metric-table"' in page and "model-a" in page and f"{rows['model-b'].value:.4f}" in page
 
 
+class MeanColourDistance(MeanColourSpread):
+    """A test set metric against a reference: distance between the set's and the reference's mean colour."""
+
+    name = "test_mean_colour_distance"
+    direction = Direction.LOWER
+    needs_reference = True
+
+    def score_features(self, features, reference=None):
+        assert reference is not None
+        return {k: float(np.linalg.norm(f.mean(axis=0) - reference.mean(axis=0))) for k, f in features.items()}
+
+
+def test_set_metrics_against_a_reference_set_of_the_project(scored, client):
+    project, items = scored
+    register(MeanColourDistance)
+    try:
+        with pytest.raises(InvalidInput) as refused:  # the reference must be named, and must exist
+            metric_runs.metric_run_compute_now(project=project, metrics=[MeanColourDistance.name])
+        assert refused.value.field == "reference_set"
+        with pytest.raises(InvalidInput, match="no-such-model"):
+            metric_runs.metric_run_compute_now(project=project, metrics=[MeanColourDistance.name],
+                                               reference_set="no-such-model")
+        run = metric_runs.metric_run_compute_now(project=project, metrics=[MeanColourDistance.name],
+                                                 reference_set="model-a")
+    finally:
+        unregister(MeanColourDistance.name)
+    assert run.status == "succeeded", run.error
+    rows = {s.set_name: s.value for s in MetricSetScore.objects.filter(run=run)}
+    assert set(rows) == {"model-b"}  # the reference set is not scored against itself
+    feats = {m: np.array([np.asarray(Image.open(io.BytesIO(textured_png(i, it.width, it.height))).convert("RGB"),
+                                     dtype=float).reshape(-1, 3).mean(axis=0)
+                          for i, it in enumerate(items) if it.source_model == m]) for m in ("model-a", "model-b")}
+    assert rows["model-b"] == pytest.approx(float(np.linalg.norm(feats["model-b"].mean(axis=0)
+                                                                 - feats["model-a"].mean(axis=0))))
+
+
 # ------------------------------------------------------------------------------------------------
 # Pages
 # ------------------------------------------------------------------------------------------------

@@ -17,9 +17,11 @@ class Command(BaseCommand):
         parser.add_argument("--sync", action="store_true",
                             help="Compute in this process (same lifecycle as a worker) instead of queueing.")
         parser.add_argument("--batch-size", type=int, default=None)
+        parser.add_argument("--reference-set", default=None,
+                            help="For FID/KID/CMMD: the source model whose images are the reference set.")
         parser.add_argument("--list", action="store_true", help="List the plugins and whether each can run.")
 
-    def handle(self, *args, slug, metrics, sync, batch_size, list, **options):
+    def handle(self, *args, slug, metrics, sync, batch_size, list, reference_set, **options):
         if list:
             for s in selectors.metric_plugins():
                 state = "available" if s.available else f"unavailable: {s.reason}"
@@ -36,7 +38,7 @@ class Command(BaseCommand):
             raise CommandError("Name at least one metric with --metric NAME (see --list).")
         ask = metric_runs.metric_run_compute_now if sync else metric_runs.metric_run_request
         try:
-            run = ask(project=project, metrics=metrics, batch_size=batch_size)
+            run = ask(project=project, metrics=metrics, batch_size=batch_size, reference_set=reference_set)
         except DomainError as exc:
             raise CommandError(exc.message) from None
         if not sync:
