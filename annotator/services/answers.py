@@ -146,9 +146,15 @@ def _replay(existing: Answer, *, rater: Rater, assignment_id: int) -> Answer:
 
 
 def _assignment_locked(*, rater: Rater, assignment_id: int) -> Assignment:
-    """The rater's assignment, locked for the answer; someone else's (or none) is NotFound."""
+    """The rater's assignment, locked for the answer; someone else's (or none) is NotFound.
+
+    Only the assignment row is locked (``of=("self",)``): a plain ``FOR UPDATE`` would also lock the
+    joined task and image rows, which raters answering other assignments of the same images update
+    or lock in another order — a deadlock cycle. Counters are then updated task row first, rater row
+    second, by every answer.
+    """
     assignment = (
-        Assignment.objects.select_for_update()
+        Assignment.objects.select_for_update(of=("self",))
         .select_related("task", "left_item")
         .filter(pk=assignment_id, rater=rater, project_id=rater.project_id)
         .first()

@@ -158,3 +158,55 @@ def test_abandoned_assignment_is_expired_and_a_late_answer_still_counts(research
     task = Task.objects.get(pk=abandoned.task_id)
     assert (task.n_judgments, task.n_assigned) == (2, 2)  # the late answer is kept, over the overlap by one
     assert Judgment.objects.filter(task=task).count() == 2
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_raters_answering_shared_images_concurrently_never_deadlock(researcher):
+    """16 raters answer pairs of the same 5 images at once; only assignment rows are locked for an answer."""
+    from django.test.utils import CaptureQueriesContext
+
+    from annotator.models import Judgment
+
+    project = services.project_create(owner=researcher, name="Shared", overlap=16)
+    for _ in range(5):
+        ItemFactory(project=project, prompt="p")
+    services.instruction_version_create(project=project, text="Choose.", created_by=researcher)
+    services.tasks_generate_within_prompt(project=project)  # 10 pairs, each wanted by all 16 raters
+    raters = [ready_rater(project) for _ in range(16)]
+    barrier = threading.Barrier(len(raters))
+    errors, stored = [], []
+
+    def answer_all(rater):
+        try:
+            barrier.wait()
+            while (a := services.assignment_next(rater=rater)) is not None:
+                services.judgment_create(rater=rater, assignment_id=a.pk, choice="left" if a.pk % 2 else "right",
+                                         idempotency_key=uuid.uuid4(),
+                                         instruction_version_id=rater.acknowledged_instruction_id)
+                stored.append(a.pk)
+        except Exception as exc:  # a deadlock would surface here as OperationalError
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=answer_all, args=(r,)) for r in raters]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    # Every answer given is stored once and counted on its task. (Under this contention a rater can be
+    # told "nothing left" while other raters hold the remaining tasks' rows: SKIP LOCKED.)
+    assert len(stored) == Judgment.objects.filter(project=project).count() > 16
+    counted = sum(t.n_judgments for t in Task.objects.filter(project=project))
+    assert counted == len(stored) and all(t.n_judgments <= 16 for t in Task.objects.filter(project=project))
+    # The lock an answer takes names the assignment table only.
+    extra = ready_rater(project)
+    services.tasks_generate_random(project=project, budget=1, random_state=0)
+    a = services.assignment_next(rater=extra)
+    with CaptureQueriesContext(connection) as queries:
+        services.judgment_create(rater=extra, assignment_id=a.pk, choice="tie", idempotency_key=uuid.uuid4(),
+                                 instruction_version_id=extra.acknowledged_instruction_id)
+    locks = [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"]]
+    assert locks and all('FOR UPDATE OF "annotator_assignment"' in sql for sql in locks), locks
