@@ -27,7 +27,9 @@ def assignment_next(*, rater: Rater) -> Assignment | None:
     retired image (``Task.is_active``). A rank task's images are shown in an order drawn at random
     per assignment (``Assignment.shown_order``). The slot is taken with a conditional UPDATE, so
     concurrent raters cannot over-fill a task; on PostgreSQL rows being claimed by others are
-    skipped (``SKIP LOCKED``) rather than waited for.
+    skipped (``SKIP LOCKED``) rather than waited for — unless every open task is being claimed at
+    that moment: then it looks again, and finally waits, so a rater is never told "nothing left"
+    while tasks remain.
 
     Repeats: with probability ``project.repeat_rate`` (drawn from ``random.Random`` seeded by
     the rater's id and answer count, so a rater's stream is reproducible) the next assignment
@@ -49,16 +51,20 @@ def assignment_next(*, rater: Rater) -> Assignment | None:
             repeat = _repeat_create(rater=rater, rng=rng)
             if repeat is not None:
                 return repeat
-    for _attempt in range(8):
+    attempts = 8
+    for attempt in range(attempts):
         with transaction.atomic():
             task = (
                 available
                 .order_by("n_assigned", "shuffle_key")
-                .select_for_update(skip_locked=True)
+                # the last attempt waits for the rows other raters are claiming instead of skipping them
+                .select_for_update(skip_locked=attempt < attempts - 1)
                 .only("id", "kind", "item_a_id", "item_b_id")
                 .first()
             )
             if task is None:
+                if attempt < attempts - 1 and available.exists():
+                    continue  # every open task is being claimed by someone else right now: look again
                 return None
             claimed = Task.objects.filter(pk=task.pk, n_assigned__lt=project.overlap).update(
                 n_assigned=F("n_assigned") + 1
