@@ -308,7 +308,9 @@ def _submit_as_new_raters(client, study, settings, prefix: str, n_raters: int = 
                 "instruction_version": body["instruction_version"]}, content_type="application/json")
             elapsed = time.monotonic() - started
             assert response.status_code == 201, response.content
-            assert elapsed < settings.PREFLAB_PUBLISH_TIMEOUT_S + 3, elapsed
+            # A hang detector, not a speed check: a frozen broker used to hold a request for 75 s; the
+            # publish is bounded by PREFLAB_PUBLISH_TIMEOUT_S (2 s), with a wide margin for a loaded machine.
+            assert elapsed < settings.PREFLAB_PUBLISH_TIMEOUT_S + 10, elapsed
             submitted += 1
     assert Judgment.objects.filter(project=study, rater__prolific_pid__startswith=prefix).count() == submitted
     return submitted
