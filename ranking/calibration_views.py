@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotator.permissions import project_member_or_404
 from ranking import presenters, selectors
-from ranking.models import CalibrationReport, JobStatus
+from ranking.models import CalibrationReport
 from ranking.services import calibration_reports
 
 
@@ -36,12 +36,7 @@ def calibration(request: HttpRequest, slug: str) -> HttpResponse:
 def calibration_compute(request: HttpRequest, slug: str) -> HttpResponse:
     project, _ = project_member_or_404(request, slug, write=True)
     report = calibration_reports.calibration_report_ask(project=project)
-    if report.status == JobStatus.SUCCEEDED:
-        messages.success(request, f"Calibration report #{report.pk} computed.")
-    elif report.status == JobStatus.FAILED:
-        messages.error(request, f"Calibration report #{report.pk} failed: {report.error}")
-    else:
-        messages.success(request, f"Calibration report #{report.pk} queued.")
+    messages.add_message(request, *presenters.job_outcome_message(noun="Calibration report", job=report))
     return redirect("ranking:calibration", slug=slug)
 
 

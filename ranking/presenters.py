@@ -11,6 +11,7 @@ import io
 from collections.abc import Iterator
 
 import numpy as np
+from django.contrib import messages
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -321,3 +322,13 @@ def calibration_summary(result: dict) -> list[dict]:
     rows.sort(key=lambda r: (r["value"] is None, -(r["value"] or 0), r["name"]))
     return [{k: r[k] for k in ("name", "version", "dimension", "direction", "n_judgments", "value", "low", "high",
                                 "ceiling_share", "cluster", "tau", "ece", "reason")} for r in rows]
+
+
+def job_outcome_message(*, noun: str, job) -> tuple[int, str]:
+    """(messages level, text) telling a researcher what became of a job they asked for: computed in the
+    request, failed (with why), or queued for a worker."""
+    if job.status == "succeeded":
+        return messages.SUCCESS, f"{noun} #{job.pk} computed."
+    if job.status == "failed":
+        return messages.ERROR, f"{noun} #{job.pk} failed: {job.error}"
+    return messages.SUCCESS, f"{noun} #{job.pk} queued."

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from annotator.permissions import project_member_or_404
 from ranking import presenters, selectors
-from ranking.models import AgreementReport, JobStatus
+from ranking.models import AgreementReport
 from ranking.services import agreement_reports
 
 
@@ -46,12 +46,7 @@ def agreement(request: HttpRequest, slug: str) -> HttpResponse:
 def agreement_recompute(request: HttpRequest, slug: str) -> HttpResponse:
     project, _ = project_member_or_404(request, slug, write=True)
     report = agreement_reports.agreement_report_ask(project=project)
-    if report.status == JobStatus.SUCCEEDED:
-        messages.success(request, f"Agreement report #{report.pk} computed.")
-    elif report.status == JobStatus.FAILED:
-        messages.error(request, f"Agreement report #{report.pk} failed: {report.error}")
-    else:
-        messages.success(request, f"Agreement report #{report.pk} queued.")
+    messages.add_message(request, *presenters.job_outcome_message(noun="Agreement report", job=report))
     back = "ranking_reports:datasheet" if request.POST.get("next") == "datasheet" else "ranking_reports:agreement"
     return redirect(back, slug=slug)
 
