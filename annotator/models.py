@@ -103,6 +103,25 @@ class Role(models.TextChoices):
     VIEWER = "viewer", "Viewer"
 
 
+class TaskPool(models.Model):
+    """Tasks kept apart from the project's own stream, answered by raters of their own.
+
+    A project's raters (joined by the project link) are only ever handed the project's tasks
+    (``Task.pool`` null); a pool's raters — joined by the pool's link, or staff ranking in the app —
+    only the pool's tasks. Calibration rounds are pools: a few images ranked by a chosen panel,
+    whose answers stay out of the project's fits and statistics.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="task_pools")
+    label = models.CharField(max_length=200)
+    join_token = models.CharField(max_length=64, default=_join_token, unique=True)
+    is_open = models.BooleanField(default=True, help_text="Crowd raters may join by the pool's link.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.label
+
+
 class Membership(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
@@ -175,13 +194,21 @@ class ConsentVersion(models.Model):
         ordering = ["project", "-version"]
 
 
+#: ``Rater.source`` of a staff member ranking in a calibration round from the app: staff are not study
+#: participants, so they skip consent and demographics (they still read the instructions).
+STAFF_SOURCE = "staff"
+
+
 class Rater(models.Model):
     """A pseudonymous participant of one project. External ids are kept for payment reconciliation."""
 
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="raters")
     public_id = models.CharField(max_length=24, unique=True, default=_public_id)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
-    source = models.CharField(max_length=16, default="invite")  # invite | prolific
+    source = models.CharField(max_length=16, default="invite")  # invite | prolific | staff
+    pool = models.ForeignKey(
+        TaskPool, on_delete=models.PROTECT, null=True, blank=True, related_name="raters",
+        help_text="Set for a rater of a task pool (e.g. a calibration round): handed only its tasks.")
     prolific_pid = models.CharField(max_length=64, blank=True)
     study_id = models.CharField(max_length=64, blank=True)
     session_id = models.CharField(max_length=64, blank=True)
@@ -291,17 +318,24 @@ class Task(models.Model):
     shuffle_key = models.PositiveIntegerField(default=0, help_text="Random tie-break for assignment order.")
     is_active = models.BooleanField(
         default=True, help_text="False once one of its items is retired: no longer handed out.")
+    pool = models.ForeignKey(
+        TaskPool, on_delete=models.PROTECT, null=True, blank=True, related_name="tasks",
+        help_text="Null: one of the project's own tasks. Set: handed only to the pool's raters.")
+    max_raters = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Raters this task may be handed to; null: the project's overlap.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["project", "kind", "item_a", "item_b"], name="task_unique_items",
+                fields=["project", "kind", "item_a", "item_b"], condition=Q(pool__isnull=True),
+                name="task_unique_items",
             ),
             # NULLs are distinct in a unique index, so single-item tasks need their own constraint.
             # (Rank tasks also leave item_b null; two of them may start with the same image.)
             models.UniqueConstraint(
-                fields=["project", "kind", "item_a"], condition=Q(item_b__isnull=True) & ~Q(kind="rank"),
+                fields=["project", "kind", "item_a"],
+                condition=Q(item_b__isnull=True) & ~Q(kind="rank") & Q(pool__isnull=True),
                 name="task_unique_single_item",
             ),
             models.CheckConstraint(

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods
 from annotator import selectors, services
 from annotator.errors import Conflict, DomainError
 from annotator.forms import DemographicsForm
-from annotator.models import Item, Project
+from annotator.models import Item, Project, TaskPool
 from annotator.permissions import rater_from_session, rater_into_session
 from annotator.throttles import JoinThrottle
 
@@ -55,19 +55,25 @@ def _no_places(request: HttpRequest, project: Project, *, crowd: bool, status: i
 
 
 def join(request: HttpRequest, slug: str, token: str) -> HttpResponse:
+    """A study link: the project's own (``join_token``), or a task pool's (a calibration round's crowd link)."""
     project = Project.objects.filter(slug=slug, join_token=token).first()
+    pool = None
+    if project is None:
+        pool = TaskPool.objects.select_related("project").filter(project__slug=slug, join_token=token).first()
+        project = pool.project if pool is not None else None
     if project is None:
         return _error_page(request, "This link is not valid. Check the link you were given.", 404)
     pid = request.GET.get("PROLIFIC_PID", "")
     rater = rater_from_session(request=request, project=project)
-    if rater is None or (pid and rater.prolific_pid != pid):
+    pool_id = pool.pk if pool is not None else None
+    if rater is None or (pid and rater.prolific_pid != pid) or rater.pool_id != pool_id:
         throttle = JoinThrottle()
         if not throttle.allow_request(request, None):
             return _error_page(request, "Too many attempts to join from here; please wait a minute.", 429)
         try:
             rater, _ = services.rater_join(
                 project=project, prolific_pid=pid, study_id=request.GET.get("STUDY_ID", ""),
-                session_id=request.GET.get("SESSION_ID", ""),
+                session_id=request.GET.get("SESSION_ID", ""), pool=pool,
             )
         except Conflict as exc:
             if exc.code == "study_full":

@@ -9,10 +9,11 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
 
 from annotator.models import (
+    STAFF_SOURCE,
     Annotation,
     Assignment,
     AssignmentState,
@@ -64,7 +65,7 @@ class ProjectReadiness:
 
 
 def project_readiness(*, project: Project) -> ProjectReadiness:
-    tasks = Task.objects.filter(project=project, is_active=True)
+    tasks = Task.objects.filter(project=project, is_active=True, pool__isnull=True)
     return ProjectReadiness(
         is_open=project.is_open,
         has_consent=ConsentVersion.objects.filter(project=project).exists(),
@@ -75,10 +76,17 @@ def project_readiness(*, project: Project) -> ProjectReadiness:
 
 
 def tasks_available_to(*, rater: Rater) -> QuerySet[Task]:
-    """Tasks the rater could still be handed: active, with a free place, never given to them before."""
+    """Tasks the rater could still be handed: of the rater's pool (the project's own tasks for a rater of
+    no pool), active, with a free place, never given to them before."""
     project = rater.project
-    return (Task.objects.filter(project=project, is_active=True, n_assigned__lt=project.overlap)
+    return (Task.objects.filter(project=project, pool_id=rater.pool_id, is_active=True)
+            .filter(n_assigned__lt=task_slots(project))
             .exclude(Exists(Assignment.objects.filter(task=OuterRef("pk"), rater=rater))))
+
+
+def task_slots(project: Project):
+    """How many raters a task may be handed to: its own ``max_raters``, else the project's overlap."""
+    return Coalesce(F("max_raters"), Value(project.overlap))
 
 
 def rater_without_places(*, rater: Rater) -> bool:
@@ -129,9 +137,11 @@ def rater_next_step(*, rater: Rater) -> str:
                 "answered_demographics")
         .get()
     )
-    if state["current_consent"] is not None and state["consent_version_id"] != state["current_consent"]:
+    participant = rater.source != STAFF_SOURCE  # staff ranking a round are not study participants
+    if (participant and state["current_consent"] is not None
+            and state["consent_version_id"] != state["current_consent"]):
         return "consent"
-    if not state["answered_demographics"]:
+    if participant and not state["answered_demographics"]:
         return "demographics"
     if (state["current_instructions"] is not None
             and state["acknowledged_instruction_id"] != state["current_instructions"]):
@@ -187,14 +197,15 @@ class ProjectProgress:
 
 
 def project_progress(*, project: Project, rater_limit: int = 200) -> ProjectProgress:
-    tasks = Task.objects.filter(project=project, is_active=True)  # a retired image's tasks are done with
+    # a retired image's tasks are done with; a pool's (calibration round's) tasks are not the study's
+    tasks = Task.objects.filter(project=project, is_active=True, pool__isnull=True)
     n_tasks = tasks.count()
     histogram = list(
         tasks.values_list("n_judgments").annotate(n=Count("id")).order_by("n_judgments")
     )
     n_judgments = Judgment.objects.filter(project=project).count()
     n_judgments += Annotation.objects.filter(project=project).count()  # rich-feedback and checklist answers
-    n_judgments += RankAnswer.objects.filter(project=project).count()  # rankings of rank tasks
+    n_judgments += RankAnswer.objects.filter(project=project, task__pool__isnull=True).count()  # rankings
     wanted = n_tasks * project.overlap
     done_towards_goal = sum(min(k, project.overlap) * n for k, n in histogram)
     times = list(
@@ -202,8 +213,9 @@ def project_progress(*, project: Project, rater_limit: int = 200) -> ProjectProg
         .order_by("-id")
         .values_list("response_time_ms", flat=True)[:20000]
     )
+    participants = Rater.objects.filter(project=project, pool__isnull=True)
     raters = list(
-        Rater.objects.filter(project=project)
+        participants
         .order_by("-n_judgments", "created_at")
         .values("public_id", "source", "n_judgments", "created_at", "completed_at")[:rater_limit]
     )
@@ -218,8 +230,8 @@ def project_progress(*, project: Project, rater_limit: int = 200) -> ProjectProg
         n_items=Item.objects.filter(project=project).count(),
         n_tasks=n_tasks,
         n_judgments=n_judgments,
-        n_raters=Rater.objects.filter(project=project).count(),
-        n_raters_completed=Rater.objects.filter(project=project, completed_at__isnull=False).count(),
+        n_raters=participants.count(),
+        n_raters_completed=participants.filter(completed_at__isnull=False).count(),
         judgments_wanted=wanted,
         completion=(done_towards_goal / wanted) if wanted else 0.0,
         median_response_ms=statistics.median(times) if times else None,

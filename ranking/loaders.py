@@ -85,8 +85,9 @@ def comparison_data(*, project_id: int, cutoff_judgment_id: int | None, params: 
                                                   "rater_id", "submitted_at"))
     rankings: list = []
     if cutoff_ranking_id is not None and params.get("include_rankings", True):
-        ranked = _answers_filtered(RankAnswer.objects.filter(project_id=project_id, id__lte=cutoff_ranking_id),
-                                   params)
+        # a calibration round's rankings (tasks of a pool) are the round's, not the study's
+        ranked = _answers_filtered(RankAnswer.objects.filter(project_id=project_id, id__lte=cutoff_ranking_id,
+                                                             task__pool__isnull=True), params)
         rankings = list(ranked.order_by("id").values_list("id", "ranking", "rater_id", "submitted_at"))
     if not rows and not rankings:
         raise InvalidInput("There are no judgments or rankings to fit (with these filters).", field="params")
@@ -159,7 +160,7 @@ def _rankings_broken(rankings: list, *, item_ids: np.ndarray, decay, drop_ties: 
 
 
 def latest_ranking_id(*, project_id: int) -> int | None:
-    return RankAnswer.objects.filter(project_id=project_id).aggregate(m=Max("id"))["m"]
+    return RankAnswer.objects.filter(project_id=project_id, task__pool__isnull=True).aggregate(m=Max("id"))["m"]
 
 
 def latest_judgment_id(*, project_id: int) -> int | None:
@@ -434,3 +435,58 @@ def calibration_data(*, project: Project, cutoff_judgment_id: int | None, cutoff
             labels[key] = f"Checklist yes-rate: {q.get('question', q['id'])}"
     return CalibrationData(judgments=judgments, metrics=metrics, signals=signals, signal_labels=labels,
                            strengths=strengths, fit_id=fit.pk if fit is not None else None)
+
+
+# ------------------------------------------------------------------------------------------------
+# Calibration rounds
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ItemMetricMatrix:
+    """The newest score of every directed item metric for a set of images: ``values[i, m]`` of image
+    ``item_ids[i]`` and metric ``metrics[m]`` (NaN: no score). Raw values, as the metric gives them."""
+
+    item_ids: np.ndarray
+    metrics: list[Metric]
+    values: np.ndarray
+
+    def oriented(self) -> np.ndarray:
+        """``values`` with every column turned so that higher is better."""
+        signs = np.array([-1.0 if m.direction == "lower" else 1.0 for m in self.metrics])
+        return self.values * signs if self.metrics else self.values
+
+
+def item_metric_matrix(*, project: Project, item_ids=None) -> ItemMetricMatrix:
+    """Newest item-metric scores of the project's current images (or of ``item_ids``, in that order)."""
+    if item_ids is None:
+        item_ids = list(Item.objects.filter(project=project, retired_at__isnull=True).order_by("id")
+                        .values_list("id", flat=True))
+    ids = np.asarray(list(item_ids), dtype=np.int64)
+    metrics = list(Metric.objects.filter(scores__item__project=project, kind="item").exclude(direction="none")
+                   .distinct().order_by("name", "version"))
+    values = np.full((ids.size, len(metrics)), np.nan)
+    index = {int(i): k for k, i in enumerate(ids)}
+    column = {m.pk: k for k, m in enumerate(metrics)}
+    scores = MetricScore.objects.newest().filter(item__project=project, metric_id__in=list(column))
+    if ids.size <= 1000:
+        scores = scores.filter(item_id__in=ids.tolist())
+    for item_id, metric_id, value in scores.values_list("item_id", "metric_id", "value").iterator(chunk_size=20_000):
+        row = index.get(item_id)
+        if row is not None:
+            values[row, column[metric_id]] = value
+    return ItemMetricMatrix(item_ids=ids, metrics=metrics, values=values)
+
+
+def round_rankings(*, pool_id: int, item_ids: list[int], cutoff_answer_id: int | None) -> list[list[list[int]]]:
+    """The rankings of a round's task up to the cut-off, as groups of indices into ``item_ids``."""
+    if cutoff_answer_id is None:
+        return []
+    index = {item_id: k for k, item_id in enumerate(item_ids)}
+    rows = (RankAnswer.objects.filter(task__pool_id=pool_id, id__lte=cutoff_answer_id).order_by("id")
+            .values_list("ranking", flat=True))
+    return [[[index[i] for i in group] for group in ranking] for ranking in rows]
+
+
+def round_latest_answer_id(*, pool_id: int) -> int | None:
+    return RankAnswer.objects.filter(task__pool_id=pool_id).aggregate(m=Max("id"))["m"]

@@ -14,6 +14,7 @@ write ``from annotator import services`` and ``services.judgment_create(...)``:
 - :mod:`~annotator.services.tasks` — task generation (pairs, one task per item);
 - :mod:`~annotator.services.ranks` — rank tasks (k images ordered best → worst): generation, the shown
   order of an assignment, and the rater's ranking (stored through ``answers``);
+- :mod:`~annotator.services.pools` — task pools kept apart from the project's stream (calibration rounds);
 - :mod:`~annotator.services.answers` — the one skeleton that stores an answer (idempotency, locking,
   instructions check, counters), used by
 - :mod:`~annotator.services.judgments` (pairwise answers) and
@@ -25,6 +26,7 @@ from annotator.services.assignments import assignment_next, assignments_expire
 from annotator.services.instructions import consent_version_create, instruction_version_create
 from annotator.services.items import item_restore, item_retire, item_update
 from annotator.services.judgments import judgment_create
+from annotator.services.pools import pool_create_rank, pool_set_max_raters, pool_set_open
 from annotator.services.projects import (
     membership_add,
     membership_change,
@@ -43,6 +45,7 @@ from annotator.services.raters import (
     rater_join,
     rater_next,
     rater_next_after_answer,
+    rater_staff_for_pool,
 )
 from annotator.services.tasks import (
     tasks_generate,
@@ -68,6 +71,9 @@ __all__ = [
     "membership_change",
     "membership_remove",
     "membership_set",
+    "pool_create_rank",
+    "pool_set_max_raters",
+    "pool_set_open",
     "project_create",
     "project_feedback_update",
     "project_update",
@@ -78,6 +84,7 @@ __all__ = [
     "rater_join",
     "rater_next",
     "rater_next_after_answer",
+    "rater_staff_for_pool",
     "tasks_generate",
     "tasks_generate_from_pairs",
     "tasks_generate_random",

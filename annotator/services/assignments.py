@@ -66,7 +66,7 @@ def assignment_next(*, rater: Rater) -> Assignment | None:
                 if attempt < attempts - 1 and available.exists():
                     continue  # every open task is being claimed by someone else right now: look again
                 return None
-            claimed = Task.objects.filter(pk=task.pk, n_assigned__lt=project.overlap).update(
+            claimed = Task.objects.filter(pk=task.pk, n_assigned__lt=selectors.task_slots(project)).update(
                 n_assigned=F("n_assigned") + 1
             )
             if not claimed:

@@ -106,7 +106,8 @@ def tasks_generate_rank(*, project: Project, k: int, n_tasks: int, random_state:
 
 def _rank_task_sets(project: Project) -> set[frozenset[int]]:
     members: dict[int, set[int]] = defaultdict(set)
-    for task_id, item_id in TaskItem.objects.filter(task__project=project).values_list("task_id", "item_id"):
+    for task_id, item_id in (TaskItem.objects.filter(task__project=project, task__pool__isnull=True)
+                             .values_list("task_id", "item_id")):
         members[task_id].add(item_id)
     return {frozenset(s) for s in members.values()}
 
@@ -201,7 +202,12 @@ def _check_permutation(groups: list[list[int]], shown: list[int]) -> None:
 
 
 def _after_rank_answer(answer: RankAnswer) -> None:
-    """A ranking feeds the pairwise fits (rank breaking): ask for a refit, as a judgment does."""
-    from ranking.services import fit_refit_requested  # ranking depends on annotator, not the reverse
+    """A ranking feeds the pairwise fits (rank breaking): ask for a refit, as a judgment does. A ranking
+    of a pool's task (a calibration round) is not study data: its pool is told instead."""
+    from ranking.services import fit_refit_requested, pool_answer_stored  # ranking depends on annotator
 
-    fit_refit_requested(project_id=answer.project_id)
+    pool_id = Task.objects.filter(pk=answer.task_id).values_list("pool_id", flat=True).first()
+    if pool_id is not None:
+        pool_answer_stored(pool_id=pool_id)
+    else:
+        fit_refit_requested(project_id=answer.project_id)

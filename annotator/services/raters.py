@@ -11,26 +11,31 @@ from annotator import selectors
 from annotator.errors import Conflict, InvalidInput
 from annotator.models import (
     DEMOGRAPHIC_FIELDS,
+    STAFF_SOURCE,
     Assignment,
     ConsentVersion,
     Demographics,
     InstructionVersion,
     Project,
     Rater,
+    Task,
+    TaskPool,
 )
 from annotator.services.assignments import assignment_next
 
 
 def rater_join(
-    *, project: Project, prolific_pid: str = "", study_id: str = "", session_id: str = ""
+    *, project: Project, prolific_pid: str = "", study_id: str = "", session_id: str = "",
+    pool: TaskPool | None = None,
 ) -> tuple[Rater, bool]:
     """A rater arrives. The same Prolific PID resumes its rater instead of creating another.
 
-    Refused (Conflict, nothing stored) when the project is closed (``project_closed``), has no consent
-    text or instructions yet (``not_ready``), or — for a new rater — has no task with a free place left
-    (``study_full``): a latecomer is told before consent, not after.
+    Refused (Conflict, nothing stored) when the project (or, joining by a pool's link, the pool) is
+    closed (``project_closed``), has no consent text or instructions yet (``not_ready``), or — for a new
+    rater — has no task with a free place left (``study_full``): a latecomer is told before consent, not
+    after. A rater joining by a pool's link is a rater of that pool (handed only its tasks).
     """
-    if not project.is_open:
+    if not (pool.is_open if pool is not None else project.is_open):
         raise Conflict("This study is not accepting participants at the moment.", code="project_closed")
     for name, value in (("PROLIFIC_PID", prolific_pid), ("STUDY_ID", study_id), ("SESSION_ID", session_id)):
         if len(value) > 64 or not all(ch.isalnum() or ch in "-_" for ch in value):
@@ -40,15 +45,21 @@ def rater_join(
         raise Conflict("This study is not open yet. Please try again later.", code="not_ready")
     if prolific_pid:
         existing = Rater.objects.filter(project=project, prolific_pid=prolific_pid).first()
+        if existing is not None and existing.pool_id != (pool.pk if pool is not None else None):
+            raise Conflict("This participant already takes part in another part of this study.",
+                           code="already_rater")
         if existing is not None:
             return existing, False
-    if not readiness.has_places:
+    has_places = readiness.has_places if pool is None else (
+        Task.objects.filter(pool=pool, is_active=True, n_assigned__lt=selectors.task_slots(project)).exists())
+    if not has_places:
         raise Conflict("Sorry, this study is full: every place has been taken.", code="study_full")
     try:
         with transaction.atomic():
             rater = Rater.objects.create(
                 project=project,
                 source="prolific" if prolific_pid else "invite",
+                pool=pool,
                 prolific_pid=prolific_pid,
                 study_id=study_id,
                 session_id=session_id,
@@ -57,6 +68,16 @@ def rater_join(
         # The same PID joined concurrently: resume the rater the other request created.
         return Rater.objects.get(project=project, prolific_pid=prolific_pid), False
     return rater, True
+
+
+def rater_staff_for_pool(*, pool: TaskPool, user) -> Rater:
+    """The rater a staff member ranks a pool's tasks as (made on first use; one per user and pool)."""
+    with transaction.atomic():
+        TaskPool.objects.select_for_update().filter(pk=pool.pk).first()  # one rater per user, even when racing
+        rater = Rater.objects.filter(pool=pool, user=user, source=STAFF_SOURCE).first()
+        if rater is None:
+            rater = Rater.objects.create(project_id=pool.project_id, pool=pool, user=user, source=STAFF_SOURCE)
+    return rater
 
 
 def rater_consent(*, rater: Rater, consent_version_id: int) -> Rater:
