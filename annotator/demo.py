@@ -114,7 +114,8 @@ def demo_seed(*, images_per_prompt: int = 5) -> tuple[Project, str]:
     with transaction.atomic():
         user, _ = User.objects.get_or_create(username="researcher")
         user.set_password(password)
-        user.save(update_fields=["password"])
+        user.is_staff = True  # the demo's one person runs calibration rounds too (staff only)
+        user.save(update_fields=["password", "is_staff"])
         project = Project.objects.filter(slug=DEMO_SLUG).first()
         if project is not None:
             return project, password

@@ -176,7 +176,12 @@ SPECTACULAR_SETTINGS = {
     # Both tasks and metrics have a "kind": give each choice set its own schema name.
     # Enum names, then every operation's error responses in the documented shape (config/openapi.py).
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.openapi.error_responses"],
-    "ENUM_NAME_OVERRIDES": {"TaskKindEnum": "annotator.models.TaskKind", "MetricKindEnum": "ranking.models.MetricKind"},
+    "ENUM_NAME_OVERRIDES": {
+        "TaskKindEnum": "annotator.models.TaskKind", "MetricKindEnum": "ranking.models.MetricKind",
+        "MetricDirectionEnum": "ranking.models.MetricDirection", "GateDirectionEnum": "ranking.models.GateDirection",
+        "JobStatusEnum": "ranking.models.JobStatus", "ProposalStatusEnum": "ranking.models.ProposalStatus",
+        "RoundStatusEnum": "ranking.models.RoundStatus",
+    },
 }
 
 # Celery: the broker needs no server by default (kombu's filesystem transport).
@@ -218,11 +223,21 @@ CELERY_BEAT_SCHEDULE = {
     "expire-abandoned-assignments": {"task": "annotator.assignments_expire", "schedule": 300.0},
     "refit-stale-projects": {"task": "ranking.fit_sweep", "schedule": env.float("PREFLAB_SWEEP_EVERY_S", default=300.0)},
     "sweep-jobs": {"task": "ranking.jobs_sweep", "schedule": env.float("PREFLAB_JOB_SWEEP_EVERY_S", default=30.0)},
+    "scheduled-rounds": {"task": "ranking.rounds_schedule_due",
+                         "schedule": env.float("PREFLAB_ROUND_SCHEDULE_EVERY_S", default=900.0)},
 }
 # The job lifecycle (ranking/jobs.py): a worker's lease on a job lasts PREFLAB_JOB_LEASE_S and is
 # renewed every PREFLAB_JOB_HEARTBEAT_S; a queued job not started PREFLAB_JOB_REPUBLISH_AFTER_S after
 # it was published is published again; a job whose worker was lost this many times is failed.
 PREFLAB_JOB_LEASE_S = env.float("PREFLAB_JOB_LEASE_S", default=30.0)
+# Monte Carlo runs behind the drift alarm's measured false-alarm rate and detection delay (round results).
+PREFLAB_ROUND_ALARM_SIMS = env.int("PREFLAB_ROUND_ALARM_SIMS", default=200)
+# The drift alarm across rounds (a one-sided CUSUM, ranking.core.rounds.cusum_drift): its baseline is the
+# mean of the first N rounds, and it fires when the statistic exceeds H standard errors. With rounds of 10
+# images and 3 raters, N = 5 and H = 5 trade about 1 false alarm in 5 runs of 20 rounds for catching a
+# 5-point drop in about half of them (see README).
+PREFLAB_ROUND_ALARM_BASELINE = env.int("PREFLAB_ROUND_ALARM_BASELINE", default=5)
+PREFLAB_ROUND_ALARM_H = env.float("PREFLAB_ROUND_ALARM_H", default=5.0)
 PREFLAB_JOB_HEARTBEAT_S = env.float("PREFLAB_JOB_HEARTBEAT_S", default=5.0)
 PREFLAB_JOB_REPUBLISH_AFTER_S = env.float("PREFLAB_JOB_REPUBLISH_AFTER_S", default=120.0)
 PREFLAB_JOB_MAX_ATTEMPTS = env.int("PREFLAB_JOB_MAX_ATTEMPTS", default=3)

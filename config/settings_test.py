@@ -40,3 +40,4 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 # connection) would not see the job's row. Tests that need the lease renewed start real workers,
 # which read their own settings from the environment.
 PREFLAB_JOB_HEARTBEAT_S = 3600.0
+PREFLAB_ROUND_ALARM_SIMS = 30  # round results in tests: a quick drift-alarm simulation

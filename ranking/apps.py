@@ -7,4 +7,10 @@ class RankingConfig(AppConfig):
 
     def ready(self) -> None:
         # Importing the services registers their job kinds with ranking.jobs (the sweep needs them all).
-        from ranking.services import agreement_reports, calibration_reports, fit_runs, metric_runs  # noqa: F401
+        from ranking.services import (  # noqa: F401
+            agreement_reports,
+            calibration_reports,
+            fit_runs,
+            metric_runs,
+            rounds,
+        )

@@ -1,6 +1,14 @@
 from django import forms
 
-from ranking.models import DEFAULT_ALPHA, FitModel, MetricDirection
+from ranking.models import (
+    DEFAULT_ALPHA,
+    FitModel,
+    GateDirection,
+    MetricDirection,
+    MetricGate,
+    RoundRaters,
+    RoundSampling,
+)
 
 
 class FitRequestForm(forms.Form):
@@ -29,3 +37,45 @@ class MetricImportForm(forms.Form):
                                   help_text="For metrics this import creates.")
     dimension = forms.CharField(max_length=40, required=False,
                                 help_text="For metrics this import creates: what they claim to measure, e.g. aesthetics.")
+
+
+class RoundForm(forms.Form):
+    sample_size = forms.IntegerField(min_value=3, max_value=10, initial=10,
+                                     help_text="Images to rank (3–10): each rater orders all of them.")
+    sampling = forms.ChoiceField(choices=RoundSampling.choices, initial=RoundSampling.UNIFORM)
+    gate = forms.ModelChoiceField(queryset=MetricGate.objects.none(), required=False,
+                                  help_text="Sampling near a threshold: whose threshold.")
+    raters = forms.ChoiceField(choices=RoundRaters.choices, initial=RoundRaters.STAFF)
+    panel = forms.ModelMultipleChoiceField(queryset=None, required=False,
+                                           help_text="A panel round: the staff members who rank it.")
+    n_raters = forms.IntegerField(min_value=1, max_value=100, initial=3, required=False,
+                                  help_text="A crowd round: how many raters may take it by its link.")
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=2000)
+
+    def __init__(self, *args, project, staff, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["gate"].queryset = MetricGate.objects.filter(project=project, is_active=True).select_related("metric")
+        self.fields["panel"].queryset = staff
+
+
+class GateForm(forms.Form):
+    metric = forms.ModelChoiceField(queryset=None)
+    threshold = forms.FloatField()
+    direction = forms.ChoiceField(choices=[("", "The metric's own direction"), *GateDirection.choices],
+                                  required=False)
+    dimension = forms.CharField(max_length=40, initial="overall")
+    reason = forms.CharField(max_length=2000, required=False, widget=forms.TextInput())
+
+    def __init__(self, *args, metrics, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["metric"].queryset = metrics
+
+
+class ScheduleForm(forms.Form):
+    every_n_images = forms.IntegerField(min_value=1, required=False, help_text="A round every N new images.")
+    every_days = forms.IntegerField(min_value=1, max_value=3650, required=False, help_text="A round every D days.")
+    sample_size = forms.IntegerField(min_value=3, max_value=10, initial=10)
+    sampling = forms.ChoiceField(choices=[c for c in RoundSampling.choices if c[0] != RoundSampling.NEAR_THRESHOLD])
+    raters = forms.ChoiceField(choices=[c for c in RoundRaters.choices if c[0] != RoundRaters.PANEL])
+    n_raters = forms.IntegerField(min_value=1, max_value=100, initial=3, required=False)
+    is_active = forms.BooleanField(required=False, initial=True, label="Active")

@@ -16,7 +16,7 @@ from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from annotator.models import Item, Project, Rater
+from annotator.models import Item, Project, Rater, TaskPool
 
 #: The default prior precision of every Bradley–Terry fit the app makes (θ ~ N(0, 1/alpha) = N(0, 100)):
 #: weak, and it keeps early, sparse data fittable. Fits requested by people may set their own.
@@ -309,4 +309,193 @@ class CalibrationReport(Job):
                                    name="calibrationreport_progress_range"),
         ]
         indexes = [models.Index(fields=["project", "status", "-id"], name="calibrationreport_latest")]
+        ordering = ["-id"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Calibration rounds and metric gates
+# --------------------------------------------------------------------------------------------------
+
+
+class GateDirection(models.TextChoices):
+    HIGHER = "higher", "Passes at or above the threshold"
+    LOWER = "lower", "Passes at or below the threshold"
+
+
+class MetricGate(models.Model):
+    """A pass/fail rule on one metric: an image passes when its newest score is on the right side of
+    ``threshold``. ``dimension`` says what the gate stands for (e.g. "overall", "aesthetics").
+
+    The threshold is never edited in place without a record: every change goes through
+    :mod:`ranking.services.gates` and leaves a :class:`GateChange` row (who, when, why, from which round).
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="metric_gates")
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="gates")
+    dimension = models.CharField(max_length=40, default="overall")
+    direction = models.CharField(max_length=8, choices=GateDirection.choices, default=GateDirection.HIGHER)
+    threshold = models.FloatField()
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "metric", "dimension"], name="metricgate_unique"),
+            models.CheckConstraint(condition=Q(threshold__gte=-FLOAT_MAX) & Q(threshold__lte=FLOAT_MAX),
+                                   name="metricgate_threshold_finite"),
+        ]
+        ordering = ["metric__name", "dimension"]
+
+    def __str__(self) -> str:
+        side = "≥" if self.direction == GateDirection.HIGHER else "≤"
+        return f"{self.metric.name} {side} {self.threshold:g} ({self.dimension})"
+
+    def passes(self, value: float | None) -> bool | None:
+        if value is None:
+            return None
+        return value >= self.threshold if self.direction == GateDirection.HIGHER else value <= self.threshold
+
+
+class RoundSampling(models.TextChoices):
+    UNIFORM = "uniform", "Uniform from the archive"
+    STRATIFIED = "stratified", "Stratified by source model"
+    DISAGREEMENT = "disagreement", "Where the metrics disagree most"
+    NEAR_THRESHOLD = "near_threshold", "Near a gate's threshold"
+
+
+class RoundRaters(models.TextChoices):
+    STAFF = "staff", "Staff (any staff member, in the app)"
+    PANEL = "panel", "A named panel of staff"
+    CROWD = "crowd", "Crowd raters by link"
+
+
+class RoundStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    STARTED = "started", "Started"
+    CLOSED = "closed", "Closed"
+
+
+class RoundSchedule(models.Model):
+    """A project's standing order for rounds: a new round every ``every_n_images`` new images or every
+    ``every_days`` days (whichever comes first; either may be off), made by the beat."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="round_schedule")
+    every_n_images = models.PositiveIntegerField(null=True, blank=True)
+    every_days = models.PositiveIntegerField(null=True, blank=True)
+    sample_size = models.PositiveSmallIntegerField(default=10)
+    sampling = models.CharField(max_length=16, choices=RoundSampling.choices, default=RoundSampling.UNIFORM)
+    raters = models.CharField(max_length=8, choices=RoundRaters.choices, default=RoundRaters.STAFF)
+    n_raters = models.PositiveSmallIntegerField(default=3)
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    last_round_at = models.DateTimeField(null=True, blank=True)
+    last_item_count = models.PositiveIntegerField(default=0, help_text="Images in the project at the last round.")
+
+
+class CalibrationRound(models.Model):
+    """A sample of the archive that people rank, to check the metrics and their gates against.
+
+    Drafted with how it samples and who ranks; :func:`ranking.services.rounds.round_start` draws the
+    sample and freezes the round (its images are one rank task of a task pool, so the rankings stay
+    out of the study's own fits); results are :class:`RoundResult` jobs.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="calibration_rounds")
+    number = models.PositiveIntegerField()
+    sample_size = models.PositiveSmallIntegerField(default=10)
+    sampling = models.CharField(max_length=16, choices=RoundSampling.choices, default=RoundSampling.UNIFORM)
+    gate = models.ForeignKey(MetricGate, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                             help_text="Sampling near a threshold: the gate whose threshold.")
+    raters = models.CharField(max_length=8, choices=RoundRaters.choices, default=RoundRaters.STAFF)
+    panel = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    n_raters = models.PositiveSmallIntegerField(default=3, help_text="Crowd raters wanted (crowd rounds).")
+    seed = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=8, choices=RoundStatus.choices, default=RoundStatus.DRAFT)
+    item_ids = models.JSONField(default=list, blank=True, help_text="The sample, fixed at the start.")
+    pool = models.OneToOneField(TaskPool, on_delete=models.PROTECT, null=True, blank=True, related_name="round")
+    schedule = models.ForeignKey(RoundSchedule, on_delete=models.SET_NULL, null=True, blank=True,
+                                 related_name="rounds")
+    note = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "number"], name="calibrationround_unique_number")]
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"Round {self.number}"
+
+
+class RoundResult(Job):
+    """The result of a round from the rankings up to ``cutoff_answer_id``: consensus, metrics, gates."""
+
+    round = models.ForeignKey(CalibrationRound, on_delete=models.CASCADE, related_name="results")
+    cutoff_answer_id = models.BigIntegerField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["round"], condition=Q(status="queued"), name="roundresult_one_queued"),
+            models.CheckConstraint(condition=Q(progress__gte=0) & Q(progress__lte=1),
+                                   name="roundresult_progress_range"),
+        ]
+        ordering = ["-id"]
+
+
+class ProposalStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPLIED = "applied", "Applied"
+    REJECTED = "rejected", "Rejected"
+    SUPERSEDED = "superseded", "Superseded"
+
+
+class GateProposal(models.Model):
+    """A threshold change a round's result suggests for a gate; a staff member applies or rejects it."""
+
+    gate = models.ForeignKey(MetricGate, on_delete=models.CASCADE, related_name="proposals")
+    round = models.ForeignKey(CalibrationRound, on_delete=models.CASCADE, related_name="proposals")
+    result = models.ForeignKey(RoundResult, on_delete=models.CASCADE, related_name="proposals")
+    current_threshold = models.FloatField()
+    threshold = models.FloatField()
+    ci_low = models.FloatField()
+    ci_high = models.FloatField()
+    agreement_current = models.FloatField()
+    agreement_proposed = models.FloatField()
+    status = models.CharField(max_length=12, choices=ProposalStatus.choices, default=ProposalStatus.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+
+class GateChange(models.Model):
+    """One change of a gate (its creation included): append-only, the gate's history."""
+
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        THRESHOLD = "threshold", "Threshold changed"
+        DEACTIVATED = "deactivated", "Switched off"
+        ACTIVATED = "activated", "Switched on"
+        REJECTED = "rejected", "Proposal rejected"
+
+    gate = models.ForeignKey(MetricGate, on_delete=models.CASCADE, related_name="changes")
+    action = models.CharField(max_length=12, choices=Action.choices)
+    old_threshold = models.FloatField(null=True, blank=True)
+    new_threshold = models.FloatField(null=True, blank=True)
+    proposal = models.ForeignKey(GateProposal, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    round = models.ForeignKey(CalibrationRound, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    changed_at = models.DateTimeField(auto_now_add=True)
+    reason = models.TextField()
+
+    class Meta:
         ordering = ["-id"]

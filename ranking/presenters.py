@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import numpy as np
 from django.contrib import messages
@@ -332,3 +333,58 @@ def job_outcome_message(*, noun: str, job) -> tuple[int, str]:
     if job.status == "failed":
         return messages.ERROR, f"{noun} #{job.pk} failed: {job.error}"
     return messages.SUCCESS, f"{noun} #{job.pk} queued."
+
+
+# ------------------------------------------------------------------------------------------------
+# Calibration rounds and gates
+# ------------------------------------------------------------------------------------------------
+
+
+def round_result_page(*, result: dict, project: Project) -> dict:
+    """A round result shaped for its page: the consensus as a forest plot (best at the top), the metrics'
+    agreement as another, the gates with the images whose decisions the humans contradict."""
+    items = result.get("items", [])
+    consensus = charts.forest_plot([SimpleNamespace(rank=r["place"], name=r["name"] or f"image {r['id']}",
+                                                    strength=r["strength"], ci_low=r["ci_low"], ci_high=r["ci_high"])
+                                    for r in items])
+    metric_rows = sorted(result.get("metrics", []), key=lambda m: (-m["accuracy"], m["name"]))
+    forest = charts.accuracy_forest([{"name": m["name"], "value": m["accuracy"], "low": m["accuracy_ci_low"],
+                                      "high": m["accuracy_ci_high"]} for m in metric_rows], ceiling=None)
+    names = {r["id"]: r["name"] or f"image {r['id']}" for r in items}
+    gates = []
+    for g in result.get("gates", []):
+        row = dict(g)
+        row["false_pass_names"] = [(i, names.get(i, str(i))) for i in g.get("false_pass", [])]
+        row["false_fail_names"] = [(i, names.get(i, str(i))) for i in g.get("false_fail", [])]
+        gates.append(row)
+    return {"consensus": consensus, "items": items, "metric_rows": metric_rows, "metric_forest": forest,
+            "gate_rows": gates, "alarm": result.get("alarm") or {}, "skipped_metrics": result.get("skipped_metrics", []),
+            "human_good": set(result.get("human_good", []))}
+
+
+def drift_rows(drift: list[dict]) -> list[dict]:
+    """Each metric's per-round agreement as a chart, with its pooled estimate and the alarm's state."""
+    rows = []
+    for entry in sorted(drift, key=lambda e: e["name"]):
+        rounds = entry["rounds"]
+        rows.append({**entry, "chart": charts.drift_chart(
+            accuracy=[r["accuracy"] for r in rounds], low=[r["ci_low"] for r in rounds],
+            high=[r["ci_high"] for r in rounds], labels=[f"round {r['number']}" for r in rounds])})
+    return rows
+
+
+def gate_rows(gates, decisions: dict[int, list]) -> list[dict]:
+    """Each gate with how many current images pass, fail or have no score (active gates only count)."""
+    active = [g for g in gates if g.is_active]
+    index = {g.pk: k for k, g in enumerate(active)}
+    rows = []
+    for gate in gates:
+        k = index.get(gate.pk)
+        passed = failed = 0
+        if k is not None:
+            for entries in decisions.values():
+                verdict = entries[k][1]
+                passed += verdict is True
+                failed += verdict is False
+        rows.append({"gate": gate, "passed": passed, "failed": failed})
+    return rows

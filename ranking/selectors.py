@@ -7,6 +7,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 from django.conf import settings
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
@@ -19,6 +20,7 @@ from annotator.models import (
     InstructionVersion,
     Judgment,
     Project,
+    RankAnswer,
     Rater,
     demographic_field_label,
 )
@@ -29,20 +31,26 @@ from ranking.models import (
     ACTIVE_STATUSES,
     AgreementReport,
     CalibrationReport,
+    CalibrationRound,
     DatasheetNote,
     FitModel,
     FitRun,
     FitStatus,
+    GateChange,
+    GateProposal,
     ItemScore,
     JobStatus,
     Metric,
+    MetricGate,
     MetricRun,
     MetricScore,
     MetricSetScore,
     RaterItemOffset,
+    RoundResult,
 )
 
 ELO_BASE = 1500.0
+Z95 = 1.959964
 ELO_PER_LOGIT = 400 / math.log(10)
 
 
@@ -361,3 +369,121 @@ def calibration_report_state(*, project: Project) -> dict:
         "failed": failed.order_by("-id").first(),
         "new_data": new_data,
     }
+
+
+# ------------------------------------------------------------------------------------------------
+# Calibration rounds and gates
+# ------------------------------------------------------------------------------------------------
+
+
+def rounds_of(*, project: Project) -> QuerySet[CalibrationRound]:
+    return (CalibrationRound.objects.filter(project=project).select_related("created_by", "gate__metric", "pool")
+            .annotate(n_rankings=Count("pool__tasks__rank_answers", distinct=True)))
+
+
+def round_get(*, project: Project, number: int) -> CalibrationRound:
+    round_ = rounds_of(project=project).filter(number=number).first()
+    if round_ is None:
+        raise NotFound(f"This project has no round {number}.")
+    return round_
+
+
+def round_result_latest(*, round_: CalibrationRound) -> RoundResult | None:
+    return round_.results.filter(status=JobStatus.SUCCEEDED).order_by("-id").first()
+
+
+def round_result_newest(*, project: Project) -> RoundResult | None:
+    """The newest succeeded result of any of the project's rounds."""
+    return RoundResult.objects.filter(round__project=project, status=JobStatus.SUCCEEDED).order_by("-id").first()
+
+
+def round_result_pending(*, round_: CalibrationRound) -> RoundResult | None:
+    return round_.results.filter(status__in=ACTIVE_STATUSES).order_by("-id").first()
+
+
+def round_n_rankings(*, round_: CalibrationRound) -> int:
+    if round_.pool_id is None:
+        return 0
+    return RankAnswer.objects.filter(task__pool_id=round_.pool_id).count()
+
+
+def gates_of(*, project: Project) -> QuerySet[MetricGate]:
+    return MetricGate.objects.filter(project=project).select_related("metric", "created_by")
+
+
+def gate_history(*, project: Project, limit: int = 500) -> QuerySet[GateChange]:
+    return (GateChange.objects.filter(gate__project=project).select_related("gate__metric", "changed_by", "round")
+            .order_by("-id")[:limit])
+
+
+def gate_proposals_pending(*, project: Project) -> QuerySet[GateProposal]:
+    return (GateProposal.objects.filter(gate__project=project, status="pending")
+            .select_related("gate__metric", "round").order_by("-id"))
+
+
+def gate_decisions(*, project: Project, item_ids=None) -> tuple[list[MetricGate], dict[int, list]]:
+    """Every active gate's decision for the project's images (or ``item_ids``): ``{item_id: [(score, passed)
+    per gate]}``, ``passed`` None where the image has no score of the gate's metric."""
+    gates = list(gates_of(project=project).filter(is_active=True))
+    decisions: dict[int, list] = {}
+    ids = list(item_ids) if item_ids is not None else None
+    for g, gate in enumerate(gates):
+        scores = MetricScore.objects.newest().filter(item__project=project, metric=gate.metric)
+        if ids is not None:
+            scores = scores.filter(item_id__in=ids)
+        for item_id, value in scores.values_list("item_id", "value").iterator(chunk_size=20_000):
+            decisions.setdefault(item_id, [(None, None)] * len(gates))[g] = (value, gate.passes(value))
+    return gates, decisions
+
+
+def rounds_drift(*, project: Project, half_life: float = 3.0) -> list[dict]:
+    """Each metric's agreement with the humans round by round (the latest result of every round that has
+    one, oldest first), its time-decayed pooled estimate, and the CUSUM drift alarm over the rounds."""
+    from ranking.core.rounds import cusum_drift, pooled_agreement
+
+    results = []
+    for round_ in CalibrationRound.objects.filter(project=project).exclude(status="draft").order_by("number"):
+        result = round_result_latest(round_=round_)
+        if result is not None:
+            results.append((round_, result.result))
+    series: dict[tuple, dict] = {}
+    for position, (round_, content) in enumerate(results):
+        for row in content.get("metrics", []):
+            key = (row["name"], row["version"])
+            entry = series.setdefault(key, {"name": row["name"], "version": row["version"], "rounds": []})
+            entry["rounds"].append({"number": round_.number, "position": position, "accuracy": row["accuracy"],
+                                    "n_items": row["n_items"],
+                                    "round_sd": float((content.get("alarm") or {}).get("round_sd") or 0.0),
+                                    "ci_low": row["accuracy_ci_low"], "ci_high": row["accuracy_ci_high"],
+                                    "tau_b": row["tau_b"], "p_value": row["p_value"]})
+    out = []
+    last = len(results) - 1
+    for entry in series.values():
+        rows = entry["rounds"]
+        values = np.array([r["accuracy"] for r in rows])
+        # A round's bootstrap interval collapses when its rankings all agree (e.g. one ranking, a metric that
+        # orders every pair as the humans did): its standard error is floored at the binomial one of its
+        # m item pairs, with the accuracy smoothed by half a pair, sqrt(p(1−p)/m), p = (a·m + ½)/(m + 1).
+        # A bootstrap over the raters also leaves out the round-to-round spread of the sampled images; the
+        # result's simulation measured that spread at the round's size (``round_sd``), and it floors the SE
+        # too, so that the alarm's false-alarm rate is the one the simulation states.
+        m = np.array([r["n_items"] * (r["n_items"] - 1) / 2 for r in rows], dtype=float)
+        smoothed = (values * m + 0.5) / (m + 1)
+        ses = np.maximum.reduce([
+            (np.array([r["ci_high"] for r in rows]) - np.array([r["ci_low"] for r in rows])) / (2 * Z95),
+            np.sqrt(smoothed * (1 - smoothed) / m), np.array([r["round_sd"] for r in rows])])
+        pooled = pooled_agreement(values, values - Z95 * ses, values + Z95 * ses,
+                                  ages=np.array([last - r["position"] for r in rows], float), half_life=half_life)
+        entry["pooled"] = {"estimate": pooled.estimate, "ci_low": pooled.ci_low, "ci_high": pooled.ci_high,
+                           "half_life": half_life}
+        n_baseline = settings.PREFLAB_ROUND_ALARM_BASELINE
+        entry["n_baseline"] = n_baseline
+        if len(rows) > n_baseline:
+            alarm = cusum_drift(values, ses, n_baseline=n_baseline, h=settings.PREFLAB_ROUND_ALARM_H)
+            entry["alarm"] = {"alarm_at": (rows[alarm.alarm_at]["number"] if alarm.alarm_at is not None else None),
+                              "statistic": [float(s) for s in alarm.statistic], "baseline": alarm.baseline,
+                              "h": alarm.h, "shift": alarm.shift}
+        else:
+            entry["alarm"] = None
+        out.append(entry)
+    return out

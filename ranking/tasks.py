@@ -9,7 +9,7 @@ limit stays below the broker's visibility timeout
 from celery import shared_task
 
 from ranking import jobs
-from ranking.services import agreement_reports, calibration_reports, fit_runs, metric_runs
+from ranking.services import agreement_reports, calibration_reports, fit_runs, metric_runs, rounds
 
 FIT_TIME_LIMIT_S = 1900
 REPORT_TIME_LIMIT_S = 960
@@ -49,6 +49,17 @@ def metric_run_execute(metric_run_id: int) -> None:
 @job_task("ranking.calibration_report_execute", time_limit_s=REPORT_TIME_LIMIT_S, soft_margin_s=60)
 def calibration_report_execute(report_id: int) -> None:
     calibration_reports.calibration_report_execute(report_id=report_id)
+
+
+@job_task("ranking.round_result_execute", time_limit_s=REPORT_TIME_LIMIT_S, soft_margin_s=60)
+def round_result_execute(result_id: int) -> None:
+    rounds.round_result_execute(result_id=result_id)
+
+
+@shared_task(name="ranking.rounds_schedule_due", ignore_result=True, acks_late=True, reject_on_worker_lost=True,
+             soft_time_limit=240, time_limit=300)
+def rounds_schedule_due() -> None:
+    rounds.rounds_schedule_due()
 
 
 @shared_task(name="ranking.fit_sweep", ignore_result=True, acks_late=True, reject_on_worker_lost=True,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from ranking import calibration_views, views
+from ranking import calibration_views, round_views, views
 
 app_name = "ranking"
 
@@ -18,4 +18,20 @@ urlpatterns = [
     path("<slug:slug>/calibration/compute/", calibration_views.calibration_compute, name="calibration_compute"),
     path("<slug:slug>/calibration/reports/<int:report_id>/status/", calibration_views.calibration_report_status,
          name="calibration_report_status"),
+    path("<slug:slug>/rounds/", round_views.rounds, name="rounds"),
+    path("<slug:slug>/rounds/schedule/", round_views.round_schedule, name="round_schedule"),
+    path("<slug:slug>/rounds/<int:number>/", round_views.round_detail, name="round"),
+    path("<slug:slug>/rounds/<int:number>/start/", round_views.round_start, name="round_start"),
+    path("<slug:slug>/rounds/<int:number>/close/", round_views.round_close, name="round_close"),
+    path("<slug:slug>/rounds/<int:number>/delete/", round_views.round_delete, name="round_delete"),
+    path("<slug:slug>/rounds/<int:number>/compute/", round_views.round_compute, name="round_compute"),
+    path("<slug:slug>/rounds/<int:number>/status/", round_views.round_result_status, name="round_status"),
+    path("<slug:slug>/rounds/<int:number>/rank/", round_views.round_rank, name="round_rank"),
+    path("<slug:slug>/gates/", round_views.gates, name="gates"),
+    path("<slug:slug>/gates/decisions.csv", round_views.gate_decisions_csv, name="gate_decisions_csv"),
+    path("<slug:slug>/gates/<int:gate_id>/threshold/", round_views.gate_threshold, name="gate_threshold"),
+    path("<slug:slug>/gates/<int:gate_id>/active/", round_views.gate_active, name="gate_active"),
+    path("<slug:slug>/gates/proposals/<int:proposal_id>/apply/", round_views.proposal_apply, name="proposal_apply"),
+    path("<slug:slug>/gates/proposals/<int:proposal_id>/reject/", round_views.proposal_reject,
+         name="proposal_reject"),
 ]

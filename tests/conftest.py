@@ -21,6 +21,17 @@ def _fresh_cache():
 
 
 @pytest.fixture
+def enqueued(monkeypatch):
+    """(task name, job id) of every job handed to the broker (the true boundary), instead of a real broker."""
+    from ranking import jobs
+
+    sent = []
+    monkeypatch.setattr(jobs, "broker_send",
+                        lambda *, task_name, job_id, countdown=None: sent.append((task_name, job_id)))
+    return sent
+
+
+@pytest.fixture
 def researcher(db):
     return UserFactory()
 

@@ -22,7 +22,7 @@ from annotator import selectors as annotator_selectors
 from annotator import services as annotator_services
 from annotator.imports import Upload, items_import
 from annotator.models import Judgment, Project
-from ranking.models import CalibrationReport, FitRun
+from ranking.models import CalibrationReport, CalibrationRound, FitRun
 from ranking.services import calibration_reports, fit_runs, metric_runs
 
 SLUG = "demo-calibration"
@@ -114,6 +114,69 @@ def _simulate(project: Project) -> int:
     return stored
 
 
+#: Rounds the demo's simulated raters have ranked (a fifth waits for the person trying the demo).
+DEMO_ROUNDS = 4
+DEMO_ROUND_RATERS = 3
+
+
+def _quality(project: Project) -> dict[int, float]:
+    """The simulated raters' hidden quality again (the same mix as :func:`_simulate`, without the taste)."""
+    from ranking.models import MetricScore
+
+    scores: dict[str, dict[int, float]] = {}
+    for name, item_id, value in (MetricScore.objects.newest().filter(item__project=project)
+                                 .values_list("metric__name", "item_id", "value")):
+        scores.setdefault(name, {})[item_id] = value
+    out = {}
+    for name, weight in (("colourfulness", 0.9), ("sharpness_laplacian_var", 0.6)):
+        values = scores.get(name, {})
+        arr = np.array(list(values.values()) or [0.0])
+        for k, v in values.items():
+            out[k] = out.get(k, 0.0) + weight * (v - arr.mean()) / (arr.std() or 1.0)
+    return out
+
+
+def _simulate_rounds(project: Project, owner) -> None:
+    """A gate on colourfulness at its median, then rounds ranked by simulated crowd raters (by the rounds'
+    own links, through the whole rater flow), each with its result; one more round is left for a person."""
+    from ranking.models import Metric, MetricScore
+    from ranking.services import gates, rounds
+
+    colour = Metric.objects.filter(project__isnull=True, name="colourfulness").first()
+    values = list(MetricScore.objects.newest().filter(item__project=project, metric=colour)
+                  .values_list("value", flat=True))
+    gate = gates.gate_create(project=project, metric=colour, threshold=float(np.median(values)), user=owner,
+                             reason="Demo: start at the median colourfulness.")
+    quality = _quality(project)
+    rng = np.random.default_rng(11)
+    consent = annotator_selectors.consent_current(project=project)
+    instruction = annotator_selectors.instruction_current(project=project)
+    for number in range(DEMO_ROUNDS):
+        round_ = rounds.round_create(project=project, user=owner, sample_size=8, raters="crowd",
+                                     n_raters=DEMO_ROUND_RATERS, seed=100 + number,
+                                     sampling="near_threshold" if number == 0 else "uniform",
+                                     gate=gate if number == 0 else None,
+                                     note="Demo: ranked by simulated raters (SIMULATED-R…).")
+        round_ = rounds.round_start(round_=round_)
+        for k in range(DEMO_ROUND_RATERS):
+            rater, _ = annotator_services.rater_join(project=project, pool=round_.pool,
+                                                     prolific_pid=f"SIMULATED-R{number + 1}-{k + 1}")
+            annotator_services.rater_consent(rater=rater, consent_version_id=consent.pk)
+            annotator_services.demographics_submit(rater=rater, expertise="layperson")
+            rater = annotator_services.rater_acknowledge_instructions(rater=rater,
+                                                                      instruction_version_id=instruction.pk)
+            a = annotator_services.assignment_next(rater=rater)
+            noisy = {i: quality.get(i, 0.0) + rng.gumbel() for i in a.shown_order}
+            annotator_services.rank_answer_create(
+                rater=rater, assignment_id=a.pk, ranking=sorted(a.shown_order, key=lambda i: -noisy[i]),
+                idempotency_key=uuid.uuid4(), instruction_version_id=instruction.pk,
+                response_time_ms=int(rng.integers(8000, 30000)))
+        rounds.round_close(round_=round_)
+        rounds.round_result_compute_now(round_=round_)
+    rounds.round_start(round_=rounds.round_create(project=project, user=owner, sample_size=6,
+                                                  note="Demo: yours to rank (Rank this round)."))
+
+
 def demo_calibration_seed() -> dict:
     """Create and fill the calibration demo once (safe to call again). Returns what was done."""
     owner = get_user_model().objects.filter(username="researcher").first()
@@ -134,4 +197,7 @@ def demo_calibration_seed() -> dict:
         fit_runs.fit_run_execute(fit_run_id=run.pk)
     if not CalibrationReport.objects.filter(project=project, status="succeeded").exists():
         done["report"] = calibration_reports.calibration_report_compute_now(project=project)
+    if not CalibrationRound.objects.filter(project=project).exists():
+        _simulate_rounds(project, owner)
+        done["rounds"] = DEMO_ROUNDS
     return done

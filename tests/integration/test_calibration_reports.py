@@ -9,7 +9,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from annotator import services as annotator_services
-from ranking import jobs, tasks
+from ranking import tasks
 from ranking.core import calibration as cal
 from ranking.models import CalibrationReport, FitRun, Metric, MetricRun, MetricScore
 from ranking.services import agreement_reports, calibration_reports, fit_runs
@@ -17,13 +17,6 @@ from tests.conftest import ready_rater
 from tests.factories import ItemFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def enqueued(monkeypatch):
-    ids = []
-    monkeypatch.setattr(jobs, "broker_send", lambda *, task_name, job_id, countdown=None: ids.append((task_name, job_id)))
-    return ids
 
 
 @pytest.fixture

@@ -27,3 +27,22 @@ def test_seed_demo_is_ready_and_idempotent():
     n_tasks = Task.objects.count()
     call_command("seed_demo", stdout=io.StringIO())
     assert Task.objects.count() == n_tasks and Project.objects.count() == 2
+
+
+def test_seed_demo_calibration_has_a_report_and_rounds_and_is_idempotent():
+    from ranking.models import CalibrationReport, CalibrationRound, GateChange
+
+    call_command("seed_demo", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("seed_demo_calibration", "--base-url", "http://127.0.0.1:9999", stdout=out)
+    project = Project.objects.get(slug="demo-calibration")
+    assert CalibrationReport.objects.filter(project=project, status="succeeded").exists()
+    rounds = list(CalibrationRound.objects.filter(project=project).order_by("number"))
+    assert [r.status for r in rounds] == ["closed"] * 4 + ["started"]
+    for round_ in rounds[:4]:
+        result = round_.results.get()
+        assert result.status == "succeeded" and result.result["n_rankings"] == 3, result.error
+    assert GateChange.objects.filter(gate__project=project, action="created").count() == 1
+    assert "/projects/demo-calibration/rounds/" in out.getvalue()
+    call_command("seed_demo_calibration", stdout=io.StringIO())
+    assert CalibrationRound.objects.filter(project=project).count() == 5

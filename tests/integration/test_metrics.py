@@ -62,14 +62,6 @@ def scored(researcher):
 
 
 @pytest.fixture
-def enqueued(monkeypatch):
-    """Job ids handed to the broker (the true boundary), instead of a real broker."""
-    ids = []
-    monkeypatch.setattr(jobs, "broker_send", lambda *, task_name, job_id, countdown=None: ids.append((task_name, job_id)))
-    return ids
-
-
-@pytest.fixture
 def weights_dir(settings, tmp_path):
     settings.PREFLAB_WEIGHTS_DIR = tmp_path / "weights"
     settings.PREFLAB_WEIGHTS_DIR.mkdir()

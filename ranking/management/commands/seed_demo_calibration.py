@@ -21,3 +21,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  Calibration:      report #{report.pk} {report.status}: {report.error}")
         url = base_url.rstrip("/") + reverse("ranking:calibration", args=[project.slug])
         self.stdout.write(f"  Calibration page: {url}")
+        if "rounds" in done:
+            self.stdout.write(f"  Simulated raters: {done['rounds']} calibration rounds ranked in {project.slug}.")
+        url = base_url.rstrip("/") + reverse("ranking:rounds", args=[project.slug])
+        self.stdout.write(f"  Rounds (staff):   {url}")
