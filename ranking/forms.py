@@ -48,7 +48,7 @@ class RoundForm(forms.Form):
     raters = forms.ChoiceField(choices=RoundRaters.choices, initial=RoundRaters.STAFF)
     panel = forms.ModelMultipleChoiceField(queryset=None, required=False,
                                            help_text="A panel round: the staff members who rank it.")
-    n_raters = forms.IntegerField(min_value=1, max_value=100, initial=3, required=False,
+    n_raters = forms.IntegerField(min_value=1, max_value=100, initial=3, required=False, label="Crowd raters",
                                   help_text="A crowd round: how many raters may take it by its link.")
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=2000)
 
@@ -72,10 +72,12 @@ class GateForm(forms.Form):
 
 
 class ScheduleForm(forms.Form):
-    every_n_images = forms.IntegerField(min_value=1, required=False, help_text="A round every N new images.")
-    every_days = forms.IntegerField(min_value=1, max_value=3650, required=False, help_text="A round every D days.")
+    every_n_images = forms.IntegerField(min_value=1, required=False, label="Every N new images",
+                                        help_text="A round each time this many images have been added (blank: off).")
+    every_days = forms.IntegerField(min_value=1, max_value=3650, required=False, label="Every D days",
+                                    help_text="A round each time this many days have passed (blank: off).")
     sample_size = forms.IntegerField(min_value=3, max_value=10, initial=10)
     sampling = forms.ChoiceField(choices=[c for c in RoundSampling.choices if c[0] != RoundSampling.NEAR_THRESHOLD])
     raters = forms.ChoiceField(choices=[c for c in RoundRaters.choices if c[0] != RoundRaters.PANEL])
-    n_raters = forms.IntegerField(min_value=1, max_value=100, initial=3, required=False)
+    n_raters = forms.IntegerField(min_value=1, max_value=100, initial=3, required=False, label="Crowd raters per round")
     is_active = forms.BooleanField(required=False, initial=True, label="Active")
