@@ -10,7 +10,14 @@ from django import forms
 from django.core.validators import RegexValidator
 
 from annotator.feedback import LIKERT_MAX, LIKERT_MIN
-from annotator.models import DEMOGRAPHIC_FIELDS, RANK_MAX_ITEMS, RANK_MIN_ITEMS, Demographics, Role
+from annotator.models import (
+    DEMOGRAPHIC_FIELDS,
+    RANK_MAX_ITEMS,
+    RANK_MIN_ITEMS,
+    AdaptiveTarget,
+    Demographics,
+    Role,
+)
 from annotator.services.items import MAX_METADATA_CHARS, MAX_MODEL_CHARS, MAX_PROMPT_CHARS
 from annotator.services.projects import MAX_RADIUS, MAX_REPEAT_RATE, MAX_TASKS_PER_RATER, MIN_RADIUS
 
@@ -86,9 +93,12 @@ class TaskGenerateForm(forms.Form):
         ("within_prompt", "All pairs within each prompt"),
         ("random", "Random pairs (budget)"),
         ("pairs", "Uploaded pair list"),
+        ("adaptive", "Adaptive: where they tell the most (budget; needs a fit)"),
         ("rank", "Rank tasks: k images to order best → worst"),
     ])
     budget = forms.IntegerField(min_value=1, required=False)
+    target = forms.ChoiceField(choices=AdaptiveTarget.choices, required=False,
+                               label="Adaptive pairs rank", initial="items")
     same_prompt = forms.BooleanField(required=False, label="Only within a prompt (random pairs, rank tasks)")
     pair_list = forms.FileField(required=False, help_text="CSV with two columns: item A, item B (file name, sha256 or id).")
     k = forms.IntegerField(min_value=RANK_MIN_ITEMS, max_value=RANK_MAX_ITEMS, required=False,
@@ -155,6 +165,13 @@ class StudySettingsForm(forms.Form):
         widget=forms.NumberInput(attrs={"step": "0.01"}),
         help_text=f"Share of a rater's tasks that re-show a pair they answered, sides swapped (0–{MAX_REPEAT_RATE}); "
                   "measures intra-rater consistency. Repeats take no overlap slot and are left out of fits.")
+    adaptive_batch = forms.IntegerField(
+        min_value=0, max_value=100_000, label="Adaptive pairs per batch",
+        help_text="After each fit, when fewer open places than this are left, add this many new pairs chosen where "
+                  "they shrink the uncertainty most (0: off).")
+    adaptive_target = forms.ChoiceField(
+        choices=AdaptiveTarget.choices, label="Adaptive pairs rank",
+        help_text="Images: pairs that sharpen the image leaderboard; source models: pairs that sharpen the model one.")
     allow_tie = forms.BooleanField(
         required=False, label="Offer “about the same” on pairwise tasks",
         help_text="Stored as a tie (↓ key). Off: raters must choose left or right.")

@@ -45,6 +45,11 @@ SINGLE_ITEM_KINDS = (TaskKind.RICH, TaskKind.CHECKLIST)
 RANK_MIN_ITEMS, RANK_MAX_ITEMS = 3, 10
 
 
+class AdaptiveTarget(models.TextChoices):
+    ITEMS = "items", "Images"
+    MODELS = "models", "Source models"
+
+
 class Project(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
@@ -72,6 +77,12 @@ class Project(models.Model):
     )
     allow_tie = models.BooleanField(
         default=True, help_text="Pairwise tasks offer “about the same” (↓), stored as a tie.")
+    adaptive_batch = models.PositiveIntegerField(
+        default=0, help_text="Adaptive pairs: after each fit, when fewer open places than this are left, plan this "
+                             "many new pairs where they tell the most (0: off).")
+    adaptive_target = models.CharField(
+        max_length=8, default=AdaptiveTarget.ITEMS, choices=AdaptiveTarget.choices,
+        help_text="What adaptive pairs should rank precisely: the images, or the source models.")
     completion_code = models.CharField(max_length=64, default=_completion_code)
     completion_redirect_url = models.URLField(blank=True)
     no_places_code = models.CharField(

@@ -5,6 +5,7 @@ from rest_framework import serializers
 from annotator.models import (
     DEMOGRAPHIC_FIELDS,
     RANK_MAX_ITEMS,
+    AdaptiveTarget,
     Annotation,
     ConsentVersion,
     Demographics,
@@ -25,7 +26,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         model = Project
         fields = ["slug", "name", "description", "overlap", "tasks_per_rater", "repeat_rate", "effective_radius",
                   "allow_tie", "pairwise_flags", "completion_code", "completion_redirect_url", "no_places_code",
-                  "consent_declined_code", "is_open", "created_at", "role"]
+                  "consent_declined_code", "is_open", "adaptive_batch", "adaptive_target", "created_at", "role"]
         read_only_fields = ["created_at", "role"]
 
     def get_role(self, obj) -> str | None:
@@ -54,6 +55,8 @@ class ProjectUpdateSerializer(serializers.Serializer):
     allow_tie = serializers.BooleanField(required=False)
     no_places_code = serializers.CharField(max_length=64, required=False, allow_blank=True)
     consent_declined_code = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    adaptive_batch = serializers.IntegerField(min_value=0, max_value=100_000, required=False)
+    adaptive_target = serializers.ChoiceField(choices=AdaptiveTarget.choices, required=False)
 
 class ItemSerializer(serializers.ModelSerializer):
     class Meta:
@@ -74,7 +77,9 @@ class ConsentVersionSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "version", "created_at", "first_shown_at"]
 
 class TaskGenerateSerializer(serializers.Serializer):
-    strategy = serializers.ChoiceField(choices=["within_prompt", "random", "pairs", "rank"])
+    strategy = serializers.ChoiceField(choices=["within_prompt", "random", "pairs", "rank", "adaptive"])
+    target = serializers.ChoiceField(choices=AdaptiveTarget.choices, default=AdaptiveTarget.ITEMS,
+                                     help_text="Adaptive pairs: sharpen the image or the source-model ranking.")
     k = serializers.IntegerField(required=False, help_text="Rank tasks: images per task (3–10).")
     n_tasks = serializers.IntegerField(required=False, help_text="Rank tasks: how many to make.")
     budget = serializers.IntegerField(min_value=1, required=False)
@@ -87,8 +92,8 @@ class TaskGenerateSerializer(serializers.Serializer):
     random_state = serializers.IntegerField(required=False, allow_null=True, default=None)
 
     def validate(self, attrs):
-        if attrs["strategy"] == "random" and "budget" not in attrs:
-            raise serializers.ValidationError({"budget": "The random strategy needs a budget."})
+        if attrs["strategy"] in ("random", "adaptive") and "budget" not in attrs:
+            raise serializers.ValidationError({"budget": f"The {attrs['strategy']} strategy needs a budget."})
         if attrs["strategy"] == "rank" and ("k" not in attrs or "n_tasks" not in attrs):
             raise serializers.ValidationError({"k" if "k" not in attrs else "n_tasks": "Rank tasks need k and n_tasks."})
         if attrs["strategy"] == "pairs" and not attrs.get("pairs"):

@@ -266,7 +266,7 @@ def tasks(request: HttpRequest, slug: str) -> HttpResponse:
             created = services.tasks_generate(
                 project=project, strategy=data["strategy"], budget=data.get("budget"),
                 same_prompt=data.get("same_prompt", False), pairs=pairs, overlap=data.get("overlap"),
-                k=data.get("k"), n_tasks=data.get("n_tasks"),
+                k=data.get("k"), n_tasks=data.get("n_tasks"), target=data.get("target") or "items",
             )
         except DomainError as exc:
             refused = exc

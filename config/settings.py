@@ -180,7 +180,7 @@ SPECTACULAR_SETTINGS = {
         "TaskKindEnum": "annotator.models.TaskKind", "MetricKindEnum": "ranking.models.MetricKind",
         "MetricDirectionEnum": "ranking.models.MetricDirection", "GateDirectionEnum": "ranking.models.GateDirection",
         "JobStatusEnum": "ranking.models.JobStatus", "ProposalStatusEnum": "ranking.models.ProposalStatus",
-        "RoundStatusEnum": "ranking.models.RoundStatus",
+        "RoundStatusEnum": "ranking.models.RoundStatus", "AdaptiveTargetEnum": "annotator.models.AdaptiveTarget",
     },
 }
 

@@ -2,8 +2,9 @@
 members only: viewers read, researchers write)."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -237,3 +238,19 @@ class MetricRunDetail(APIView):
     def get(self, request, slug, run_id):
         project, _ = project_for_member(request=request, slug=slug)
         return Response(MetricRunSerializer(get_object_or_404(MetricRun, pk=run_id, project=project)).data)
+
+
+class ModelLeaderboard(APIView):
+    @extend_schema(responses=inline_serializer("ModelLeaderboard", fields={
+        "fit_id": serializers.IntegerField(), "model_ranking": serializers.JSONField(allow_null=True),
+        "error": serializers.CharField(allow_null=True)}),
+        description="The newest Bradley–Terry fit's model-level ranking: per source model strengths with sandwich "
+                    "and prompt-bootstrap intervals, simultaneous rank ranges, the style-controlled fit, "
+                    "per-category fits and the win-rate matrix (null when there are not two models).")
+    def get(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug)
+        fit = selectors.fit_latest(project=project)
+        if fit is None:
+            raise NotFound("No Bradley–Terry fit yet.")
+        return Response({"fit_id": fit.pk, "model_ranking": fit.summary.get("model_ranking"),
+                         "error": fit.summary.get("model_ranking_error")})

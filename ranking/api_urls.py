@@ -4,6 +4,7 @@ from ranking import api, calibration_api, round_api
 
 urlpatterns = [
     path("projects/<slug:slug>/fits/", api.FitListCreate.as_view(), name="api_fits"),
+    path("projects/<slug:slug>/models/", api.ModelLeaderboard.as_view(), name="api_model_leaderboard"),
     path("projects/<slug:slug>/fits/<int:fit_id>/", api.FitDetail.as_view(), name="api_fit"),
     path("projects/<slug:slug>/fits/<int:fit_id>/scores/", api.FitScores.as_view(), name="api_fit_scores"),
     path("projects/<slug:slug>/fits/<int:fit_id>/rater-offsets/", api.FitRaterOffsets.as_view(),

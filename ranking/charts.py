@@ -242,3 +242,15 @@ def drift_chart(*, accuracy: list, low: list, high: list, labels: list, width: i
               for i, (a, lv, hv) in enumerate(zip(accuracy, low, high)) if a is not None]
     return {"width": width, "height": height, "left": left, "points": points, "axis_y": top + span_y,
             "right_x": width - right, "y_ticks": [{"y": y(v), "label": f"{v:.2f}"} for v in (lo, (lo + hi) / 2, hi)]}
+
+
+def diverging_colour(p: float | None) -> str:
+    """A fill for a win rate: red below ½, white at ½, blue above (grey when unknown)."""
+    if p is None:
+        return "#f1f3f5"
+    t = max(-1.0, min(1.0, 2 * (p - 0.5)))
+    if t >= 0:
+        r, g, b = (int(255 - t * (255 - c)) for c in (59, 91, 219))
+    else:
+        r, g, b = (int(255 + t * (255 - c)) for c in (201, 42, 42))
+    return f"#{r:02x}{g:02x}{b:02x}"

@@ -490,3 +490,40 @@ def round_rankings(*, pool_id: int, item_ids: list[int], cutoff_answer_id: int |
 
 def round_latest_answer_id(*, pool_id: int) -> int | None:
     return RankAnswer.objects.filter(task__pool_id=pool_id).aggregate(m=Max("id"))["m"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Model-level rankings
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ItemAttributes:
+    """What the model-level fit needs of each image of a fit's compact index (``item_ids`` order):
+    its source model and prompt as codes, a category (``metadata["category"]``, "" if none), and the
+    style covariates (log megapixels, log aspect ratio)."""
+
+    model: np.ndarray
+    model_names: list[str]
+    prompt: np.ndarray
+    category: list[str]
+    log_megapixels: np.ndarray
+    log_aspect: np.ndarray
+
+
+def item_attributes(*, item_ids: np.ndarray) -> ItemAttributes:
+    rows = {pk: (source, prompt, width, height, metadata) for pk, source, prompt, width, height, metadata in
+            Item.objects.filter(pk__in=item_ids.tolist())
+            .values_list("pk", "source_model", "prompt", "width", "height", "metadata")}
+    ordered = [rows[int(i)] for i in item_ids]
+    model_names = sorted({r[0] for r in ordered})
+    model_code = {name: k for k, name in enumerate(model_names)}
+    prompts = {p: k for k, p in enumerate(sorted({r[1] for r in ordered}))}
+    return ItemAttributes(
+        model=np.array([model_code[r[0]] for r in ordered], dtype=np.int64),
+        model_names=model_names,
+        prompt=np.array([prompts[r[1]] for r in ordered], dtype=np.int64),
+        category=[str((r[4] or {}).get("category", "")) if isinstance(r[4], dict) else "" for r in ordered],
+        log_megapixels=np.log(np.array([r[2] * r[3] / 1e6 for r in ordered], dtype=np.float64)),
+        log_aspect=np.log(np.array([r[2] / r[3] for r in ordered], dtype=np.float64)),
+    )

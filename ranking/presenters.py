@@ -148,6 +148,13 @@ def datasheet(*, project: Project, report: AgreementReport) -> dict:
         "ceiling": (calibration.result.get("ceiling") or {}).get("accuracy"),
         "metrics": calibration_summary(calibration.result),
     }
+    fit = selectors.fit_latest(project=project)
+    ranking = (fit.summary.get("model_ranking") if fit else None) or None
+    sheet["model_ranking"] = None if ranking is None else {
+        "fit": fit.pk, "computed_at": fit.finished_at, "n_comparisons": ranking["n_comparisons"],
+        "n_prompts": ranking["n_prompts"], "rows": ranking["plain"]["rows"],
+        "style": {r["model"]: r for r in (ranking.get("style") or {}).get("rows", [])},
+    }
     return sheet
 
 
@@ -388,3 +395,50 @@ def gate_rows(gates, decisions: dict[int, list]) -> list[dict]:
                 failed += verdict is False
         rows.append({"gate": gate, "passed": passed, "failed": failed})
     return rows
+
+
+# ------------------------------------------------------------------------------------------------
+# Model-level leaderboard
+# ------------------------------------------------------------------------------------------------
+
+
+def model_leaderboard(summary: dict) -> dict | None:
+    """A fit's model-level results for the leaderboard: one row per source model (with the style-controlled
+    strength beside the plain one), a forest plot, and the win-rate matrix as coloured cells."""
+    ranking = summary.get("model_ranking")
+    if not ranking:
+        return None
+    style = {r["model"]: r for r in (ranking.get("style") or {}).get("rows", [])}
+    rows = [{**r, "style": style.get(r["model"])} for r in ranking["plain"]["rows"]]
+    plot = charts.forest_plot([SimpleNamespace(rank=r["rank"], name=r["model"], strength=r["strength"],
+                                               ci_low=r["ci_low"], ci_high=r["ci_high"]) for r in rows])
+    names = ranking["models"]
+    order = [names.index(r["model"]) for r in rows]
+    rates = ranking["win_rates"]
+    matrix = []
+    for i in order:
+        cells = []
+        for j in order:
+            observed, predicted = rates["observed"][i][j], rates["predicted"][i][j]
+            cells.append({"observed": observed, "predicted": predicted, "count": rates["counts"][i][j],
+                          "colour": charts.diverging_colour(observed if observed is not None else predicted)
+                          if i != j else None})
+        matrix.append({"model": names[i], "cells": cells})
+    return {"rows": rows, "plot": plot, "matrix": matrix, "columns": [names[j] for j in order],
+            "ranking": ranking, "style_coef": (ranking.get("style") or {}).get("coef", []),
+            "categories": ranking.get("categories", {})}
+
+
+def model_leaderboard_csv(summary: dict) -> Iterator[str]:
+    """The model leaderboard as CSV rows (plain and style-controlled strengths, every interval)."""
+    view = model_leaderboard(summary)
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["rank", "rank_low", "rank_high", "model", "strength", "se", "se_sandwich", "ci_low", "ci_high",
+                     "boot_ci_low", "boot_ci_high", "style_strength", "style_ci_low", "style_ci_high"])
+    for r in (view or {}).get("rows", []):
+        s = r["style"] or {}
+        writer.writerow([r["rank"], r["rank_low"], r["rank_high"], r["model"], r["strength"], r["se"],
+                         r["se_sandwich"], r["ci_low"], r["ci_high"], r["boot_ci_low"], r["boot_ci_high"],
+                         s.get("strength"), s.get("ci_low"), s.get("ci_high")])
+    yield buf.getvalue()

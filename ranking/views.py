@@ -28,7 +28,20 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
         "project": project, "role": role, "fit": fit, "rows": rows, "plot": charts.forest_plot(rows[:60]),
         "hbt": hbt, "hbt_raters": selectors.hbt_raters(fit=hbt)[:50] if hbt else [],
         "pending": selectors.fit_pending(project=project),
+        "models": presenters.model_leaderboard(fit.summary) if fit else None,
     })
+
+
+@login_required
+@require_GET
+def model_leaderboard_csv(request: HttpRequest, slug: str) -> HttpResponse:
+    project, _ = project_member_or_404(request, slug)
+    fit = selectors.fit_latest(project=project)
+    if fit is None or not fit.summary.get("model_ranking"):
+        raise Http404("No model-level ranking yet")
+    response = HttpResponse("".join(presenters.model_leaderboard_csv(fit.summary)), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{project.slug}-models-fit{fit.pk}.csv"'
+    return response
 
 
 @login_required

@@ -21,10 +21,11 @@ MAX_TASKS_PER_RATER = 100_000
 _CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 #: The fields :func:`project_update` may change.
+MAX_ADAPTIVE_BATCH = 100_000
 UPDATABLE_FIELDS = (
     "name", "description", "overlap", "tasks_per_rater", "repeat_rate", "effective_radius", "allow_tie",
     "completion_code", "completion_redirect_url", "no_places_code", "consent_declined_code", "is_open",
-    "pairwise_flags",
+    "pairwise_flags", "adaptive_batch", "adaptive_target",
 )
 
 
@@ -94,6 +95,13 @@ def project_update(*, project: Project, **fields) -> Project:
         clean["repeat_rate"] = _check_repeat_rate(clean["repeat_rate"])
     if "effective_radius" in clean:
         clean["effective_radius"] = _check_radius(clean["effective_radius"])
+    if "adaptive_batch" in clean and (not isinstance(clean["adaptive_batch"], int)
+                                      or isinstance(clean["adaptive_batch"], bool)
+                                      or not 0 <= clean["adaptive_batch"] <= MAX_ADAPTIVE_BATCH):
+        raise InvalidInput(f"adaptive_batch must be 0 (off) or a whole number up to {MAX_ADAPTIVE_BATCH:,}.",
+                           field="adaptive_batch")
+    if "adaptive_target" in clean and clean["adaptive_target"] not in ("items", "models"):
+        raise InvalidInput("adaptive_target must be items or models.", field="adaptive_target")
     for flag in ("allow_tie", "is_open"):
         if flag in clean and not isinstance(clean[flag], bool):
             raise InvalidInput(f"{flag} must be true or false.", field=flag)

@@ -106,7 +106,7 @@ def tasks_generate_from_pairs(*, project: Project, pairs: Sequence[tuple[str, st
 
 def tasks_generate(*, project: Project, strategy: str, budget: int | None = None, same_prompt: bool = False,
                    pairs=None, overlap: int | None = None, random_state: int | None = None,
-                   k: int | None = None, n_tasks: int | None = None) -> int:
+                   k: int | None = None, n_tasks: int | None = None, target: str = "items") -> int:
     """Make pairwise tasks by one of the strategies, or rank tasks (``strategy="rank"``: ``n_tasks`` tasks of
     ``k`` images, :func:`annotator.services.ranks.tasks_generate_rank`); optionally setting overlap first."""
     if strategy == "rank":
@@ -121,7 +121,22 @@ def tasks_generate(*, project: Project, strategy: str, budget: int | None = None
     if strategy == "random":
         return tasks_generate_random(project=project, budget=budget, same_prompt=same_prompt,
                                      random_state=random_state)
+    if strategy == "adaptive":
+        return tasks_generate_adaptive(project=project, budget=budget, target=target, random_state=random_state)
     return tasks_generate_from_pairs(project=project, pairs=[tuple(p) for p in pairs], random_state=random_state)
+
+
+def tasks_generate_adaptive(*, project: Project, budget: int, target: str = "items",
+                            random_state: int | None = None) -> int:
+    """Up to ``budget`` new pairs where one more comparison shrinks the uncertainty most, planned from the
+    project's newest fit (:func:`ranking.services.adaptive_pairs.adaptive_pairs_plan`). Returns tasks made."""
+    from ranking.services.adaptive_pairs import adaptive_pairs_plan  # ranking depends on annotator
+
+    if not isinstance(budget, int) or isinstance(budget, bool) or not 1 <= budget <= MAX_TASKS_PER_GENERATION:
+        raise InvalidInput(f"budget must be from 1 to {MAX_TASKS_PER_GENERATION}.", field="budget")
+    with transaction.atomic():
+        pairs = adaptive_pairs_plan(project=project, budget=budget, target=target, random_state=random_state)
+        return _create_pairs(project=project, pairs=pairs, random_state=random_state)
 
 
 def tasks_generate_single(*, project: Project, kind: str, overlap: int | None = None,

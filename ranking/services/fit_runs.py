@@ -22,11 +22,12 @@ from annotator.errors import InvalidInput
 from annotator.models import DEMOGRAPHIC_FIELDS, Project, RankAnswer
 from ranking import jobs, loaders
 from ranking.core.bt import fit_bt
+from ranking.core.errors import ConvergenceError
 from ranking.core.hbt import fit_hbt, heldout_log_loss
 from ranking.core.pairwise import comparison_components, outcome_counts
 from ranking.loaders import ComparisonData
 from ranking.models import DEFAULT_ALPHA, FitModel, FitRun, FitStatus, ItemScore, RaterItemOffset
-from ranking.services import calibration_reports
+from ranking.services import adaptive_pairs, calibration_reports, model_rankings
 
 log = logging.getLogger(__name__)
 
@@ -258,9 +259,20 @@ def _fit_bt(*, run: FitRun, data: ComparisonData, timings: dict, progress: Calla
         timings["store_s"] = time.perf_counter() - t0
         job.summary = summary | {"timings": {k: round(v, 4) for k, v in timings.items()}}
         calibration_reports.calibration_report_after_new_data(project_id=job.project_id)
+        project_id = job.project_id  # the next adaptive batch is planned from this fit, once it is stored
+        transaction.on_commit(lambda: adaptive_pairs.adaptive_after_fit(project_id=project_id))
 
     summary = {**_data_summary(data), "log_likelihood": float(fit.log_likelihood), "tie_param": fit.tie_param,
                "n_iter": int(fit.n_iter), "se_method": fit.se_method, "se_error_bound": fit.se_error_bound}
+    t0 = time.perf_counter()
+    try:
+        summary["model_ranking"] = model_rankings.model_ranking_compute(
+            data=data, attributes=loaders.item_attributes(item_ids=data.item_ids),
+            alpha=run.params.get("alpha", DEFAULT_ALPHA), random_state=run.pk)
+    except (ValueError, ConvergenceError) as exc:  # the image-level fit stands; the page says why
+        summary["model_ranking"] = None
+        summary["model_ranking_error"] = str(exc)
+    timings["models_s"] = time.perf_counter() - t0
     return jobs.Outcome(store=store, fields={"summary": summary})
 
 

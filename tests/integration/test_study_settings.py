@@ -42,7 +42,8 @@ def formset_post(prefix: str, rows: list[dict], *, initial: int = 0) -> dict:
 
 STUDY = {"form": "study", "name": "Apples", "description": "", "overlap": "2", "tasks_per_rater": "0",
          "repeat_rate": "0", "allow_tie": "on", "effective_radius": "0.05", "completion_code": "DONE1",
-         "completion_redirect_url": "", "no_places_code": "", "consent_declined_code": "", "is_open": "on"}
+         "completion_redirect_url": "", "no_places_code": "", "consent_declined_code": "", "is_open": "on",
+         "adaptive_batch": "0", "adaptive_target": "items"}
 
 
 def settings_url(project) -> str:
@@ -63,7 +64,8 @@ def test_settings_page_saves_every_setting(logged_in, project):
         **STUDY, "name": "Apples, second round", "description": "Round two.", "overlap": "5",
         "tasks_per_rater": "20", "repeat_rate": "0.1", "allow_tie": "", "effective_radius": "0.04",
         "completion_code": "C0MPLETE", "completion_redirect_url": "https://app.prolific.com/submissions/complete",
-        "no_places_code": "NOPLACES", "consent_declined_code": "NOCONSENT", "is_open": ""})
+        "no_places_code": "NOPLACES", "consent_declined_code": "NOCONSENT", "is_open": "",
+        "adaptive_batch": "25", "adaptive_target": "models"})
     assert response.status_code == 302 and response.url.endswith("/settings/#study")
     project.refresh_from_db()
     assert (project.name, project.description, project.overlap, project.tasks_per_rater) == (
@@ -72,6 +74,7 @@ def test_settings_page_saves_every_setting(logged_in, project):
     assert (project.completion_code, project.completion_redirect_url) == (
         "C0MPLETE", "https://app.prolific.com/submissions/complete")
     assert (project.no_places_code, project.consent_declined_code, project.is_open) == ("NOPLACES", "NOCONSENT", False)
+    assert (project.adaptive_batch, project.adaptive_target) == (25, "models")
     page = logged_in.get(settings_url(project)).content.decode()
     assert 'value="C0MPLETE"' in page and 'value="0.04"' in page
 
@@ -88,6 +91,8 @@ def test_settings_page_saves_every_setting(logged_in, project):
     ("no_places_code", "<script>", "letters, digits"),
     ("completion_redirect_url", "javascript:alert(1)", "Enter a valid URL"),
     ("name", "", "This field is required"),
+    ("adaptive_batch", "-1", "greater than or equal to 0"),
+    ("adaptive_target", "pixels", "Select a valid choice"),
 ])
 def test_bad_settings_are_refused_naming_the_field(logged_in, project, field, value, message):
     before = Project.objects.filter(pk=project.pk).values().get()
