@@ -96,6 +96,7 @@ def test_task_stores_exactly_what_the_compute_functions_return(judged, client, r
     assert sheet.pop("report")["id"] == report.pk
     assert sheet.pop("generated_at") and direct.pop("generated_at")
     assert sheet.pop("metric_agreement") is None  # no calibration report in this project
+    assert sheet.pop("model_ranking") is None  # no BT fit of several source models in this project
     assert sheet == direct
     assert list(sheet["group_differences"]) == list(DEMOGRAPHIC_FIELDS)
     markdown = client.get(reverse("ranking_reports:datasheet_md", args=[project.slug])).content.decode()
