@@ -1,7 +1,9 @@
 """REST API for fits and their results, and for automated metric scores (token or session auth, project
 members only: viewers read, researchers write)."""
 
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
@@ -14,6 +16,7 @@ from annotator.pagination import PAGE_PARAMETERS, ByIdCursor, paged_response
 from annotator.permissions import project_for_member
 from ranking import selectors
 from ranking.models import (
+    DatasetRelease,
     FitModel,
     FitRun,
     ItemScore,
@@ -23,7 +26,7 @@ from ranking.models import (
     MetricScore,
     RaterItemOffset,
 )
-from ranking.services import fit_runs, metric_runs, metric_scores
+from ranking.services import fit_runs, metric_runs, metric_scores, releases
 
 
 class FitRunSerializer(serializers.ModelSerializer):
@@ -254,3 +257,54 @@ class ModelLeaderboard(APIView):
             raise NotFound("No Bradley–Terry fit yet.")
         return Response({"fit_id": fit.pk, "model_ranking": fit.summary.get("model_ranking"),
                          "error": fit.summary.get("model_ranking_error")})
+
+
+class ReleaseSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DatasetRelease
+        fields = ["id", "status", "progress", "error", "params", "cutoff_judgment_id", "cutoff_annotation_id",
+                  "cutoff_ranking_id", "size_bytes", "manifest", "requested_at", "finished_at"]
+
+
+class ReleaseRequestSerializer(serializers.Serializer):
+    include_images = serializers.BooleanField(default=False)
+    k = serializers.IntegerField(min_value=1, max_value=1000, default=5)
+    exclude_free_text = serializers.BooleanField(default=False)
+    licence = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class ReleaseListCreate(APIView):
+    @extend_schema(responses=ReleaseSerializer(many=True), description="The project's dataset releases, newest first.")
+    def get(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug)
+        return Response(ReleaseSerializer(DatasetRelease.objects.filter(project=project)[:100], many=True).data)
+
+    @extend_schema(request=ReleaseRequestSerializer, responses={202: ReleaseSerializer},
+                   description="Ask for a new release (a job); poll its detail, then download its zip.")
+    def post(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug, write=True)
+        data = ReleaseRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        release = releases.release_request(project=project, user=request.user, **data.validated_data)
+        return Response(ReleaseSerializer(release).data, status=202)
+
+
+class ReleaseDetail(APIView):
+    @extend_schema(responses=ReleaseSerializer)
+    def get(self, request, slug, release_id):
+        project, _ = project_for_member(request=request, slug=slug)
+        return Response(ReleaseSerializer(get_object_or_404(DatasetRelease, pk=release_id, project=project)).data)
+
+
+class ReleaseDownload(APIView):
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY},
+                   description="The release as a zip (404 until it has been written).")
+    def get(self, request, slug, release_id):
+        project, _ = project_for_member(request=request, slug=slug)
+        release = get_object_or_404(DatasetRelease, pk=release_id, project=project, status="succeeded")
+        archive = releases.release_folder(release).with_suffix(".zip")
+        if not archive.exists():
+            raise NotFound("This release's files are gone.")
+        return FileResponse(archive.open("rb"), as_attachment=True, content_type="application/zip",
+                            filename=f"{project.slug}-release-{release.pk}.zip")

@@ -5,6 +5,10 @@ from ranking import api, calibration_api, round_api
 urlpatterns = [
     path("projects/<slug:slug>/fits/", api.FitListCreate.as_view(), name="api_fits"),
     path("projects/<slug:slug>/models/", api.ModelLeaderboard.as_view(), name="api_model_leaderboard"),
+    path("projects/<slug:slug>/releases/", api.ReleaseListCreate.as_view(), name="api_releases"),
+    path("projects/<slug:slug>/releases/<int:release_id>/", api.ReleaseDetail.as_view(), name="api_release"),
+    path("projects/<slug:slug>/releases/<int:release_id>/download/", api.ReleaseDownload.as_view(),
+         name="api_release_download"),
     path("projects/<slug:slug>/fits/<int:fit_id>/", api.FitDetail.as_view(), name="api_fit"),
     path("projects/<slug:slug>/fits/<int:fit_id>/scores/", api.FitScores.as_view(), name="api_fit_scores"),
     path("projects/<slug:slug>/fits/<int:fit_id>/rater-offsets/", api.FitRaterOffsets.as_view(),

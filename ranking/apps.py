@@ -12,5 +12,6 @@ class RankingConfig(AppConfig):
             calibration_reports,
             fit_runs,
             metric_runs,
+            releases,
             rounds,
         )

@@ -81,3 +81,13 @@ class ScheduleForm(forms.Form):
     raters = forms.ChoiceField(choices=[c for c in RoundRaters.choices if c[0] != RoundRaters.PANEL])
     n_raters = forms.IntegerField(min_value=1, max_value=100, initial=3, required=False, label="Crowd raters per round")
     is_active = forms.BooleanField(required=False, initial=True, label="Active")
+
+
+class ReleaseForm(forms.Form):
+    title = forms.CharField(max_length=200, required=False, help_text="The dataset's name on the card (default: the project's).")
+    licence = forms.CharField(max_length=100, required=False, initial="cc-by-4.0",
+                              help_text="An SPDX-style identifier for the card, e.g. cc-by-4.0.")
+    k = forms.IntegerField(min_value=1, max_value=1000, initial=5, label="Smallest demographic cell (k)",
+                           help_text="Demographic answers given by fewer raters are released as “(suppressed)”.")
+    exclude_free_text = forms.BooleanField(required=False, label="Leave out free-text answers (country, languages)")
+    include_images = forms.BooleanField(required=False, label="Include the images")

@@ -499,3 +499,34 @@ class GateChange(models.Model):
 
     class Meta:
         ordering = ["-id"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Dataset releases
+# --------------------------------------------------------------------------------------------------
+
+
+class DatasetRelease(Job):
+    """One published export of a project: a folder of Parquet tables (and optionally the images) with a
+    dataset card, loadable with the Hugging Face ``datasets`` library, and its zip. Written by a job from
+    the data up to its cut-offs (:mod:`ranking.services.releases`); ``salt`` makes its rater pseudonyms
+    its own (two releases cannot be joined on raters)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="releases")
+    params = models.JSONField(default=dict, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                     related_name="+")
+    salt = models.CharField(max_length=64)
+    cutoff_judgment_id = models.BigIntegerField(null=True, blank=True)
+    cutoff_annotation_id = models.BigIntegerField(null=True, blank=True)
+    cutoff_ranking_id = models.BigIntegerField(null=True, blank=True)
+    path = models.CharField(max_length=500, blank=True, help_text="The release folder, under MEDIA_ROOT.")
+    size_bytes = models.BigIntegerField(null=True, blank=True, help_text="Of the zip.")
+    manifest = models.JSONField(default=dict, blank=True, help_text="Files, rows and bytes.")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(progress__gte=0) & Q(progress__lte=1),
+                                   name="datasetrelease_progress_range"),
+        ]
+        ordering = ["-id"]

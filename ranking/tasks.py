@@ -9,7 +9,7 @@ limit stays below the broker's visibility timeout
 from celery import shared_task
 
 from ranking import jobs
-from ranking.services import agreement_reports, calibration_reports, fit_runs, metric_runs, rounds
+from ranking.services import agreement_reports, calibration_reports, fit_runs, metric_runs, releases, rounds
 
 FIT_TIME_LIMIT_S = 1900
 REPORT_TIME_LIMIT_S = 960
@@ -54,6 +54,11 @@ def calibration_report_execute(report_id: int) -> None:
 @job_task("ranking.round_result_execute", time_limit_s=REPORT_TIME_LIMIT_S, soft_margin_s=60)
 def round_result_execute(result_id: int) -> None:
     rounds.round_result_execute(result_id=result_id)
+
+
+@job_task("ranking.dataset_release_execute", time_limit_s=METRIC_RUN_TIME_LIMIT_S)
+def dataset_release_execute(release_id: int) -> None:
+    releases.release_execute(release_id=release_id)
 
 
 @shared_task(name="ranking.rounds_schedule_due", ignore_result=True, acks_late=True, reject_on_worker_lost=True,

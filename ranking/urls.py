@@ -1,6 +1,6 @@
 from django.urls import path
 
-from ranking import calibration_views, round_views, views
+from ranking import calibration_views, release_views, round_views, views
 
 app_name = "ranking"
 
@@ -28,6 +28,9 @@ urlpatterns = [
     path("<slug:slug>/rounds/<int:number>/compute/", round_views.round_compute, name="round_compute"),
     path("<slug:slug>/rounds/<int:number>/status/", round_views.round_result_status, name="round_status"),
     path("<slug:slug>/rounds/<int:number>/rank/", round_views.round_rank, name="round_rank"),
+    path("<slug:slug>/releases/", release_views.release_list, name="releases"),
+    path("<slug:slug>/releases/<int:release_id>/download/", release_views.release_download, name="release_download"),
+    path("<slug:slug>/releases/<int:release_id>/status/", release_views.release_status, name="release_status"),
     path("<slug:slug>/gates/", round_views.gates, name="gates"),
     path("<slug:slug>/gates/decisions.csv", round_views.gate_decisions_csv, name="gate_decisions_csv"),
     path("<slug:slug>/gates/<int:gate_id>/threshold/", round_views.gate_threshold, name="gate_threshold"),
