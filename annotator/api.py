@@ -293,8 +293,8 @@ class _RaterView(APIView):
         reason = CsrfViewMiddleware(lambda r: None).process_view(request._request, None, (), {})
         if reason is not None:
             raise Forbidden("CSRF check failed: reload the page and try again.", code="csrf")
-        project = Project.objects.filter(slug=kwargs["slug"]).first()
-        rater = rater_from_session(request=request, project=project) if project else None
+        # the rater, its project and its flow state (consent, demographics, instructions) in one query
+        rater = rater_from_session(request=request, slug=kwargs["slug"], flow_state=True)
         if rater is None:
             raise Forbidden("Join this project first (use your invite or study link).", code="not_joined")
         request.rater = rater
@@ -305,7 +305,7 @@ def _next_payload(rater: Rater, following: services.RaterNext) -> dict:
     """The rater's next step as the rater pages' script reads it (see static/annotator/client.js)."""
     if following.status == "blocked":
         return {"status": "blocked", "step": following.step}
-    progress = selectors.rater_progress(rater=rater)
+    progress = selectors.rater_progress(rater=rater, current=following.assignment)
     if following.status == "done":
         return {"status": "done", "progress": progress}
     assignment, project = following.assignment, rater.project
@@ -380,7 +380,7 @@ def _acknowledge(answer: dict, *, rater: Rater, created: bool) -> Response:
 
     When nothing is left, this is where the rater's completion is recorded (a POST, never a GET).
     """
-    following = services.rater_next_after_answer(rater=rater)
+    following = services.rater_next_after_answer(rater=rater, answered=created)
     return Response({**answer, "next": _next_payload(rater, following)},
                     status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

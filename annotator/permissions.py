@@ -8,11 +8,12 @@ into JSON); :func:`project_member_or_404` is the same check for server-rendered 
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, Subquery
 from django.http import Http404, HttpRequest
 
 from annotator import selectors
 from annotator.errors import Forbidden, NotFound
-from annotator.models import Project, Rater, Role
+from annotator.models import ConsentVersion, Demographics, InstructionVersion, Project, Rater, Role
 
 SESSION_RATERS = "preflab_raters"
 
@@ -38,16 +39,44 @@ def project_member_or_404(request: HttpRequest, slug: str, *, write: bool = Fals
         raise PermissionDenied(exc.message) from None
 
 
-def rater_from_session(*, request: HttpRequest, project: Project) -> Rater | None:
-    rater_id = request.session.get(SESSION_RATERS, {}).get(str(project.pk))
-    if rater_id is None:
+def rater_from_session(*, request: HttpRequest, project: Project | None = None, slug: str | None = None,
+                       flow_state: bool = False) -> Rater | None:
+    """The session's rater of ``project`` (or of the project called ``slug``: then the project is loaded
+    with the rater, in one query), else None.
+
+    ``flow_state``: also load what :func:`annotator.selectors.rater_next_step` needs (the current consent
+    and instructions, whether demographics were answered) in the same query, for a request that asks
+    for the rater's next step and writes none of these.
+    """
+    raters = request.session.get(SESSION_RATERS, {})  # no query with cached sessions (settings.SESSION_ENGINE)
+    if project is not None:
+        rater_id = raters.get(str(project.pk))
+        if rater_id is None:
+            return None
+        rater = Rater.objects.select_related("project").filter(pk=rater_id, project=project)
+    else:
+        ids = [rater_id for rater_id in raters.values() if isinstance(rater_id, int)]
+        if not ids or not slug:
+            return None
+        rater = Rater.objects.select_related("project").filter(pk__in=ids, project__slug=slug)
+    if flow_state:
+        rater = rater.annotate(
+            flow_current_consent=Subquery(ConsentVersion.objects.filter(project_id=OuterRef("project_id"))
+                                          .order_by("-version").values("pk")[:1]),
+            flow_current_instructions=Subquery(InstructionVersion.objects.filter(project_id=OuterRef("project_id"))
+                                               .order_by("-version").values("pk")[:1]),
+            flow_demographics=Exists(Demographics.objects.filter(rater_id=OuterRef("pk"))),
+        )
+    rater = rater.first()
+    if rater is None or raters.get(str(rater.project_id)) != rater.pk:
         return None
-    return Rater.objects.select_related("project").filter(pk=rater_id, project=project).first()
+    return rater
 
 
 def rater_into_session(*, request: HttpRequest, rater: Rater) -> None:
-    raters = dict(request.session.get(SESSION_RATERS, {}))
+    session = request.session
+    raters = dict(session.get(SESSION_RATERS, {}))
     if str(rater.project_id) not in raters:
-        request.session.cycle_key()
+        session.cycle_key()
     raters[str(rater.project_id)] = rater.pk
-    request.session[SESSION_RATERS] = raters
+    session[SESSION_RATERS] = raters

@@ -123,7 +123,15 @@ def assignment_open(*, rater: Rater) -> Assignment | None:
 
 
 def rater_next_step(*, rater: Rater) -> str:
-    """Where the rater's flow stands: consent, demographics, instructions or task (one query)."""
+    """Where the rater's flow stands: consent, demographics, instructions or task (one query; none when
+    the rater was loaded with its flow state, ``rater_from_session(..., flow_state=True)``)."""
+    if hasattr(rater, "flow_current_instructions"):
+        state = {"consent_version_id": rater.consent_version_id,
+                 "acknowledged_instruction_id": rater.acknowledged_instruction_id,
+                 "current_consent": rater.flow_current_consent,
+                 "current_instructions": rater.flow_current_instructions,
+                 "answered_demographics": rater.flow_demographics}
+        return _flow_step(rater, state)
     state = (
         Rater.objects.filter(pk=rater.pk)
         .annotate(
@@ -137,6 +145,10 @@ def rater_next_step(*, rater: Rater) -> str:
                 "answered_demographics")
         .get()
     )
+    return _flow_step(rater, state)
+
+
+def _flow_step(rater: Rater, state: dict) -> str:
     participant = rater.source != STAFF_SOURCE  # staff ranking a round are not study participants
     if (participant and state["current_consent"] is not None
             and state["consent_version_id"] != state["current_consent"]):
@@ -149,15 +161,20 @@ def rater_next_step(*, rater: Rater) -> str:
     return "task"
 
 
-def rater_progress(*, rater: Rater) -> dict:
+_UNKNOWN = object()
+
+
+def rater_progress(*, rater: Rater, current=_UNKNOWN) -> dict:
     """How far the rater is: answered tasks and how many they may do at most.
 
     Repeats count as done once answered (the rater cannot tell them apart), but are not part of
     ``tasks_per_rater``: a repeat answered or open adds one to the total, so the limit stays reachable.
+    ``current``: the rater's open assignment (or None) when the caller already has it.
     """
     project = rater.project
     if project.tasks_per_rater:
-        current = assignment_open(rater=rater)
+        if current is _UNKNOWN:
+            current = assignment_open(rater=rater)
         open_repeat = 1 if current is not None and current.is_repeat else 0
         total = project.tasks_per_rater + rater.n_repeats + open_repeat
     else:
@@ -167,7 +184,7 @@ def rater_progress(*, rater: Rater) -> dict:
         total = cache.get(key)
         if total is None or total < rater.n_judgments + 1:
             remaining = tasks_available_to(rater=rater).count()
-            open_now = 1 if assignment_open(rater=rater) else 0
+            open_now = 1 if (assignment_open(rater=rater) if current is _UNKNOWN else current) else 0
             total = rater.n_judgments + open_now + remaining
             cache.set(key, total, timeout=60)
     return {"done": rater.n_judgments, "total": max(total, rater.n_judgments)}

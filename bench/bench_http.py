@@ -64,6 +64,21 @@ next-task p99 1,244 ms with 1M judgments stored):
 A second run of the same code a few minutes later gave 58 judgments/s, POST p99 894 ms and next-task
 p99 503 ms (p50 60 ms): run-to-run spread on this shared machine is about ±15%.
 
+CPU-ms per answer (since 2026-12-05): ``/proc/<pid>/stat`` utime + stime of the gunicorn master and workers
+and of the PostgreSQL backends connected to the benchmark's database, read at the start and the end of
+the measured window, divided by the answers stored in it — the figure that stays put on a shared machine
+where judgments/s and p99 do not. ``--no-loaded`` runs scenario 1 only; ``BENCH_REDIS_URL`` picks the
+Redis database (flushed). Scenario 1 before and after the hot-path work (fewer statements per exchange:
+the rater, its project and its flow state in one query, the session's rater map cached, the replay and
+instruction checks folded into the assignment lock, the refit request cache-gated, the new assignment
+built from the claim query), same command (``--no-loaded --seconds 30``), 2-core machine shared with
+other work:
+
+    before:  judgments/s 29   POST p50 385.6 ms  p99 1518.4 ms
+             CPU per answer 33.6 ms (gunicorn 27.0 ms + PostgreSQL backends 6.6 ms; 889 answers)
+    after:   judgments/s 46   POST p50 215.2 ms  p99  773.9 ms
+             CPU per answer 24.8 ms (gunicorn 19.8 ms + PostgreSQL backends 4.9 ms; 1,397 answers)
+
 Reading it: correctness holds under load (nothing lost or doubled, replays store nothing), but the
 throughput and latency targets are missed by 4–8×. One answer costs about 30 SQL statements and two
 durable commits (the assignment claim and the judgment); with 16 clients on 2 shared cores the
@@ -98,7 +113,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_export import _copy, bulk_load, database_drop, database_recreate, django_setup, project_setup  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/preflab_bench_http"
-REDIS_URL = "redis://127.0.0.1:6379/13"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")  # flushed before and after
 SLUG = "bench-http"
 MAX_CLIENTS = 64
 MAX_SECONDS = 120.0
@@ -222,6 +237,87 @@ def gunicorn_stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+# CPU accounting (/proc) ---------------------------------------------------------------------------
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_stat(pid: int) -> tuple[int, int, float, float] | None:
+    """(ppid, start time, own CPU s, reaped children's CPU s) of a process, from /proc/<pid>/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "; fields[0] is the state (field 3)
+    return (int(fields[1]), int(fields[19]), (int(fields[11]) + int(fields[12])) / _CLK_TCK,
+            (int(fields[13]) + int(fields[14])) / _CLK_TCK)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def cpu_snapshot(*, server_pid: int, dbname: str) -> dict:
+    """CPU seconds so far, per process: the gunicorn master and its workers (and their reaped children),
+    and the PostgreSQL backends connected to ``dbname`` (``postgres: … <user> <dbname> <host>``).
+    Keys are (pid, start time), so a recycled pid is a new process."""
+    server, database = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        stat = _proc_stat(pid)
+        if stat is None:
+            continue
+        ppid, started, own, children = stat
+        if server_pid in (pid, ppid):
+            server[(pid, started)] = own + children
+        elif f" {dbname} " in _cmdline(pid) and _cmdline(pid).startswith("postgres:"):
+            database[(pid, started)] = own
+    return {"server": server, "database": database}
+
+
+def cpu_used(before: dict, after: dict) -> dict:
+    """CPU seconds between two snapshots, per side (a process that appeared counts from zero; one that
+    ended in between is lost for a database backend — they live as long as the web workers' connections)."""
+    return {side: sum(after[side][k] - before[side].get(k, 0.0) for k in after[side]) for side in after}
+
+
+class CpuWindow:
+    """Snapshots of :func:`cpu_snapshot` at the start and the end of the measured window (a timer thread)."""
+
+    def __init__(self, *, server_pid: int, dbname: str, t0: float, t1: float):
+        self.args = dict(server_pid=server_pid, dbname=dbname)
+        self.snapshots: list[dict] = []
+        self.thread = threading.Thread(target=self._run, args=(t0, t1), daemon=True)
+        self.thread.start()
+
+    def _run(self, t0: float, t1: float) -> None:
+        for at in (t0, t1):
+            time.sleep(max(0.0, at - time.monotonic()))
+            self.snapshots.append(cpu_snapshot(**self.args))
+
+    def used(self) -> dict:
+        self.thread.join(timeout=30)
+        return cpu_used(*self.snapshots) if len(self.snapshots) == 2 else {"server": float("nan"),
+                                                                             "database": float("nan")}
+
+
+def print_cpu(cpu: dict, *, n_answers: int, seconds: float) -> float:
+    """CPU-ms per answer (server + database), the machine-independent figure; returns it."""
+    per = {side: 1000 * value / max(n_answers, 1) for side, value in cpu.items()}
+    total = per["server"] + per["database"]
+    print(f"  CPU per answer               {total:5.1f} ms  (gunicorn {per['server']:.1f} ms + PostgreSQL backends "
+          f"{per['database']:.1f} ms; {cpu['server'] + cpu['database']:.1f} CPU-s in {seconds:.0f} s, "
+          f"{n_answers:,} answers)")
+    return total
+
+
 # Load ---------------------------------------------------------------------------------------------
 
 
@@ -292,10 +388,13 @@ def client_loop(*, port: int, client: RaterClient, stop_at: float, result: Clien
 
 
 def load_run(*, port: int, clients: list[RaterClient], warmup: float, seconds: float,
-             always_get_next: bool = False) -> tuple[list[ClientResult], float, float]:
-    """Run every client for ``warmup + seconds``; returns the results and the measured window."""
+             always_get_next: bool = False, server_pid: int = 0,
+             dbname: str = "") -> tuple[list[ClientResult], float, float, dict]:
+    """Run every client for ``warmup + seconds``; returns the results, the measured window and the CPU
+    seconds the server and the database used in it."""
     start = time.monotonic()
     window = (start + warmup, start + warmup + seconds)
+    cpu = CpuWindow(server_pid=server_pid, dbname=dbname, t0=window[0], t1=window[1])
     results = [ClientResult(client=c) for c in clients]
     threads = [threading.Thread(target=client_loop, daemon=True,
                                 kwargs=dict(port=port, client=c, stop_at=window[1], result=r, seed=i,
@@ -305,7 +404,7 @@ def load_run(*, port: int, clients: list[RaterClient], warmup: float, seconds: f
         t.start()
     for t in threads:
         t.join(timeout=warmup + seconds + 60)
-    return results, window[0], window[1]
+    return results, window[0], window[1], cpu.used()
 
 
 def percentiles(values: list[float]) -> dict:
@@ -321,12 +420,15 @@ def percentiles(values: list[float]) -> dict:
 def summarize(results: list[ClientResult], t0: float, t1: float) -> dict:
     in_window = [r for res in results for r in res.records if t0 <= r.started and r.started + r.latency <= t1]
     created = sum(1 for r in in_window if r.kind == "post" and r.status == 201)
+    answers = sum(1 for res in results for rec in res.records
+                  if rec.kind == "post" and rec.status == 201 and t0 <= rec.started + rec.latency <= t1)
     statuses: dict[str, int] = {}
     for res in results:
         for r in res.records:
             statuses[f"{r.kind} {r.status}"] = statuses.get(f"{r.kind} {r.status}", 0) + 1
     return {
         "rate": created / (t1 - t0),
+        "answers": answers,  # 201s completed in the window (what the window's CPU time paid for)
         "post": percentiles([r.latency for r in in_window if r.kind == "post"]),
         "next": percentiles([r.latency for r in in_window if r.kind == "next"]),
         "statuses": statuses,
@@ -393,6 +495,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--n-judgments", type=int, default=1_000_000, help="Stored judgments for scenario 2.")
     parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
+    parser.add_argument("--no-loaded", action="store_true", help="Scenario 1 only (skip the 1M-judgment load).")
     args = parser.parse_args()
     if not 1 <= args.clients <= MAX_CLIENTS or not 0 < args.seconds + args.warmup <= MAX_SECONDS:
         raise SystemExit(f"--clients must be 1..{MAX_CLIENTS} and warm-up + seconds at most {MAX_SECONDS:.0f}.")
@@ -428,13 +531,16 @@ def main() -> None:
     proc = gunicorn_start(url=url, port=port, log_path=log_path, var_dir=var_dir)
     verdicts = []
     try:
-        results, t0, t1 = load_run(port=port, clients=clients, warmup=args.warmup, seconds=args.seconds)
+        dbname = urlsplit(url).path.lstrip("/")
+        results, t0, t1, cpu = load_run(port=port, clients=clients, warmup=args.warmup, seconds=args.seconds,
+                                        server_pid=proc.pid, dbname=dbname)
         s = summarize(results, t0, t1)
         print(f"\nScenario 1 — submit loop as the browser runs it (each POST's reply carries the next task), "
               f"{args.warmup:.0f} s warm-up + {args.seconds:.0f} s measured, no stored judgments before")
         print(f"  judgments/s sustained        {s['rate']:.0f}")
         print_latency("POST /api/judgments/", s["post"])
         print_latency("GET  /api/next/", s["next"])
+        print_cpu(cpu, n_answers=s["answers"], seconds=t1 - t0)
         print(f"  responses (whole run)        {s['statuses']}")
         if s["errors"]:
             print(f"  client errors                {s['errors'][:5]}")
@@ -451,6 +557,8 @@ def main() -> None:
 
         gunicorn_stop(proc)
         connections.close_all()
+        if args.no_loaded:
+            return _verdicts_print(verdicts)
         start = time.perf_counter()
         loaded = bulk_load(url=url, project=project, n_judgments=args.n_judgments)
         fresh = raters_ready(project=project, n=args.clients)
@@ -463,12 +571,13 @@ def main() -> None:
               f"{time.perf_counter() - start:.0f} s ({stored:,} stored in all, "
               f"{loaded['tasks'] + n_tasks:,} tasks); {len(fresh)} fresh raters, GET /api/next/ before every answer")
         proc = gunicorn_start(url=url, port=port, log_path=log_path, var_dir=var_dir)
-        results2, t0, t1 = load_run(port=port, clients=fresh, warmup=args.warmup, seconds=args.seconds,
-                                    always_get_next=True)
+        results2, t0, t1, cpu2 = load_run(port=port, clients=fresh, warmup=args.warmup, seconds=args.seconds,
+                                          always_get_next=True, server_pid=proc.pid, dbname=dbname)
         s2 = summarize(results2, t0, t1)
         print(f"  judgments/s sustained        {s2['rate']:.0f}")
         print_latency("GET  /api/next/", s2["next"])
         print_latency("POST /api/judgments/", s2["post"])
+        print_cpu(cpu2, n_answers=s2["answers"], seconds=t1 - t0)
         print(f"  responses (whole run)        {s2['statuses']}")
         if s2["errors"]:
             print(f"  client errors                {s2['errors'][:5]}")
@@ -481,6 +590,10 @@ def main() -> None:
         if not args.keep:
             database_drop(url=url)
         redis.Redis.from_url(REDIS_URL).flushdb()
+    _verdicts_print(verdicts)
+
+
+def _verdicts_print(verdicts: list) -> None:
     print()
     for label, ok in verdicts:
         print(f"{'PASS' if ok else 'MISS'}  {label}")

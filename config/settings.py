@@ -90,6 +90,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://preflab")}
+# Sessions: read through the cache (no query per rater request) when the cache is shared by every process
+# (CACHE_URL, e.g. Redis); with the per-process default cache, from the database.
+SESSION_ENGINE = ("django.contrib.sessions.backends.cached_db" if env.str("CACHE_URL", default="")
+                  else "django.contrib.sessions.backends.db")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

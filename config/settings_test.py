@@ -41,3 +41,5 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 # which read their own settings from the environment.
 PREFLAB_JOB_HEARTBEAT_S = 3600.0
 PREFLAB_ROUND_ALARM_SIMS = 30  # round results in tests: a quick drift-alarm simulation
+# One test process: its cache is shared by everything it runs, so sessions read through it (as production with Redis).
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"

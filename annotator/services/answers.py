@@ -28,10 +28,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
-from annotator import selectors
 from annotator.errors import Conflict, InvalidInput, NotFound
 from annotator.models import (
     Annotation,
@@ -85,23 +84,29 @@ def answer_create(
                            field="response_time_ms")
     try:
         with transaction.atomic():
-            assignment = _assignment_locked(rater=rater, assignment_id=assignment_id)
-            replayed = model.objects.filter(idempotency_key=key).first()
-            if replayed is not None:
+            assignment = _assignment_locked(rater=rater, assignment_id=assignment_id, model=model, key=key)
+            replayed_id = assignment.replayed_id
+            if replayed_id is None and assignment.state == AssignmentState.ANSWERED:
+                # answered while this request waited for the lock: the subquery saw the statement's
+                # snapshot, from before that answer committed; look again
+                replayed_id = model.objects.filter(idempotency_key=key).values_list("pk", flat=True).first()
+            if replayed_id is not None:
+                replayed = model.objects.get(pk=replayed_id)
                 return _replay(replayed, rater=rater, assignment_id=assignment_id), False
             if assignment.state == AssignmentState.ANSWERED:
                 raise Conflict("This assignment was already answered.", field="assignment",
                                code="already_answered")
             if assignment.task.kind not in kinds:
                 raise InvalidInput(wrong_kind, field="assignment")
-            instructions = _instructions_read(rater=rater, instruction_version_id=instruction_version_id)
+            instructions_id = _instructions_read(rater=rater, instruction_version_id=instruction_version_id,
+                                                 current_id=assignment.current_instructions_id)
             answer = model.objects.create(
                 idempotency_key=key,
                 project_id=rater.project_id,
                 task_id=assignment.task_id,
                 assignment=assignment,
                 rater=rater,
-                instruction_version=instructions,
+                instruction_version_id=instructions_id,
                 response_time_ms=response_time_ms,
                 shown_at=assignment.shown_at,
                 **fields(assignment),
@@ -145,8 +150,12 @@ def _replay(existing: Answer, *, rater: Rater, assignment_id: int) -> Answer:
     return existing
 
 
-def _assignment_locked(*, rater: Rater, assignment_id: int) -> Assignment:
+def _assignment_locked(*, rater: Rater, assignment_id: int, model: type[Answer], key: uuid.UUID) -> Assignment:
     """The rater's assignment, locked for the answer; someone else's (or none) is NotFound.
+
+    The same query reads the id of the ``model`` answer already stored under ``key`` (``replayed_id``,
+    None for a new answer) and the project's current instruction version (``current_instructions_id``):
+    one statement instead of three.
 
     Only the assignment row is locked (``of=("self",)``): a plain ``FOR UPDATE`` would also lock the
     joined task and image rows, which raters answering other assignments of the same images update
@@ -157,6 +166,11 @@ def _assignment_locked(*, rater: Rater, assignment_id: int) -> Assignment:
         Assignment.objects.select_for_update(of=("self",))
         .select_related("task", "left_item")
         .filter(pk=assignment_id, rater=rater, project_id=rater.project_id)
+        .annotate(
+            replayed_id=Subquery(model.objects.filter(idempotency_key=key).values("pk")[:1]),
+            current_instructions_id=Subquery(InstructionVersion.objects.filter(project_id=OuterRef("project_id"))
+                                             .order_by("-version").values("pk")[:1]),
+        )
         .first()
     )
     if assignment is None:
@@ -164,13 +178,13 @@ def _assignment_locked(*, rater: Rater, assignment_id: int) -> Assignment:
     return assignment
 
 
-def _instructions_read(*, rater: Rater, instruction_version_id: int) -> InstructionVersion:
-    """The current instruction version, if the rater read it and answers under it; else 409."""
-    current = selectors.instruction_current(project=rater.project)
-    if current is None or instruction_version_id != current.pk or rater.acknowledged_instruction_id != current.pk:
+def _instructions_read(*, rater: Rater, instruction_version_id: int, current_id: int | None) -> int:
+    """The current instruction version's id (``current_id``), if the rater read it and answers under it;
+    else 409."""
+    if current_id is None or instruction_version_id != current_id or rater.acknowledged_instruction_id != current_id:
         raise Conflict("The instructions changed since you read them; please read the new version.",
                        field="instruction_version", code="instructions_changed")
-    return current
+    return current_id
 
 
 def _assignment_answered(*, assignment: Assignment, rater: Rater) -> None:

@@ -17,9 +17,12 @@ from annotator.services.ranks import rank_shown_order
 
 #: A repeat re-shows a pair only after at least this many other assignments of the same rater.
 REPEAT_MIN_GAP = 3
+#: What a new assignment's payload shows of its images (loaded with the claimed task).
+_ITEM_FIELDS = tuple(f"{side}__{name}" for side in ("item_a", "item_b")
+                     for name in ("id", "project_id", "prompt", "width", "height"))
 
 
-def assignment_next(*, rater: Rater) -> Assignment | None:
+def assignment_next(*, rater: Rater, none_open: bool = False) -> Assignment | None:
     """The rater's open assignment, or a new one, or None when nothing is left for them.
 
     Policy: tasks with the fewest assignments first (random among equals), never a task
@@ -37,13 +40,18 @@ def assignment_next(*, rater: Rater) -> Assignment | None:
     ago, sides swapped (see :func:`_repeat_create`). Repeats take no slot and do not count
     towards ``tasks_per_rater``; they are only served while a new task is still available, so
     they never delay a rater's completion.
+
+    ``none_open``: the caller knows the rater holds no open assignment (it has just stored the answer to
+    it), so it is not looked up first. Should a concurrent request of the rater have opened one since,
+    the claim below runs into the one-open-assignment constraint and returns that one.
     """
-    open_assignment = selectors.assignment_open(rater=rater)
-    if open_assignment is not None:
-        return open_assignment
+    if not none_open:
+        open_assignment = selectors.assignment_open(rater=rater)
+        if open_assignment is not None:
+            return open_assignment
     project = rater.project
     if project.tasks_per_rater and rater.n_judgments - rater.n_repeats >= project.tasks_per_rater:
-        return None
+        return selectors.assignment_open(rater=rater) if none_open else None
     available = selectors.tasks_available_to(rater=rater)
     if project.repeat_rate > 0:
         rng = random.Random(f"{rater.pk}:{rater.n_judgments}")
@@ -58,8 +66,10 @@ def assignment_next(*, rater: Rater) -> Assignment | None:
                 available
                 .order_by("n_assigned", "shuffle_key")
                 # the last attempt waits for the rows other raters are claiming instead of skipping them
-                .select_for_update(skip_locked=attempt < attempts - 1)
-                .only("id", "kind", "item_a_id", "item_b_id")
+                # only the task row is locked; its images come with it for the answer's payload
+                .select_for_update(skip_locked=attempt < attempts - 1, of=("self",))
+                .select_related("item_a", "item_b")
+                .only("id", "kind", "item_a_id", "item_b_id", *_ITEM_FIELDS)
                 .first()
             )
             if task is None:
@@ -79,10 +89,18 @@ def assignment_next(*, rater: Rater) -> Assignment | None:
                 left = shown_order[0]
             try:
                 with transaction.atomic():
-                    Assignment.objects.create(
+                    created = Assignment.objects.create(
                         task_id=task.pk, rater=rater, project=project, left_item_id=left, right_item_id=right,
                         shown_order=shown_order,
                     )
+                if not shown_order:
+                    # the payload's task and images, as selectors.assignment_open would load them
+                    created.task = task
+                    items = {task.item_a_id: task.item_a, task.item_b_id: task.item_b}
+                    created.left_item = items[left]
+                    created.right_item = items[right] if right is not None else None
+                    created.project = project
+                    return created
             except IntegrityError:
                 # A concurrent request of the same rater opened an assignment first: give the slot back.
                 Task.objects.filter(pk=task.pk).update(n_assigned=F("n_assigned") - 1)

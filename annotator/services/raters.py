@@ -157,7 +157,7 @@ class RaterNext:
     assignment: Assignment | None = None
 
 
-def rater_next(*, rater: Rater) -> RaterNext:
+def rater_next(*, rater: Rater, none_open: bool = False) -> RaterNext:
     """The rater's next step, shared by the rater pages and the rater API.
 
     Opens the rater's next assignment when they have none (:func:`assignment_next`); writes nothing
@@ -166,16 +166,19 @@ def rater_next(*, rater: Rater) -> RaterNext:
     step = selectors.rater_next_step(rater=rater)
     if step != "task":
         return RaterNext(status="blocked", step=step)
-    assignment = assignment_next(rater=rater)
+    assignment = assignment_next(rater=rater, none_open=none_open)
     if assignment is None:
         return RaterNext(status="done")
     return RaterNext(status="task", assignment=assignment)
 
 
-def rater_next_after_answer(*, rater: Rater) -> RaterNext:
+def rater_next_after_answer(*, rater: Rater, answered: bool = False) -> RaterNext:
     """:func:`rater_next` for the request that stored an answer: when nothing is left, the rater has
-    completed, and the time is recorded (once; a later answer, e.g. a late one, does not move it)."""
-    following = rater_next(rater=rater)
+    completed, and the time is recorded (once; a later answer, e.g. a late one, does not move it).
+
+    ``answered``: this request has just stored the answer to the rater's open assignment, so the rater
+    holds none (see ``none_open`` of :func:`assignment_next`)."""
+    following = rater_next(rater=rater, none_open=answered)
     if following.status == "done" and rater.completed_at is None:
         rater.completed_at = timezone.now()
         rater.save(update_fields=["completed_at"])
