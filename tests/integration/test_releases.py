@@ -64,6 +64,14 @@ def study(researcher):
     return project, items, raters
 
 
+def load_dataset(root: Path, name: str, split: str = "train"):
+    """``datasets.load_dataset`` with a cache of this release's own: the library caches by the files' path,
+    and test folders are reused across runs."""
+    from datasets import load_dataset as hf_load_dataset
+
+    return hf_load_dataset(str(root), name, split=split, cache_dir=str(root.parent / f"hf-cache-{root.name}"))
+
+
 def _release(project, **options) -> tuple[DatasetRelease, Path]:
     release = releases.release_make_now(project=project, **options)
     assert release.status == "succeeded", release.error
@@ -71,8 +79,6 @@ def _release(project, **options) -> tuple[DatasetRelease, Path]:
 
 
 def test_a_release_loads_with_the_datasets_library(study, enqueued):
-    from datasets import load_dataset
-
     project, items, _raters = study
     release, root = _release(project, licence="cc-by-4.0")
     tables = release.manifest["tables"]
@@ -80,20 +86,20 @@ def test_a_release_loads_with_the_datasets_library(study, enqueued):
     assert tables["items"]["rows"] == 4 and tables["fits"]["rows"] == 4 and tables["richhf"]["rows"] == 4
     card = (root / "README.md").read_text()
     assert card.startswith("---\nlicense: cc-by-4.0") and "config_name: judgments" in card
-    judgments = load_dataset(str(root), "judgments", split="train")
+    judgments = load_dataset(root, "judgments", split="train")
     assert judgments.num_rows == 18
     assert {"rater", "prompt", "left_source_model", "choice", "instruction_version", "rater_country"} <= set(
         judgments.column_names)
     assert set(judgments["prompt"]) == {PROMPT} and set(judgments["instruction_version"]) == {1}
-    items_ds = load_dataset(str(root), "items", split="train")
+    items_ds = load_dataset(root, "items", split="train")
     by_id = {row["item_id"]: row for row in items_ds}
     assert [by_id[i.pk]["gate_sharp_overall"] for i in items] == [False, False, True, True]
     assert by_id[items[3].pk]["metric_sharp_v1"] == 3.0
-    annotations = load_dataset(str(root), "annotations", split="train")
+    annotations = load_dataset(root, "annotations", split="train")
     marked = [row for row in annotations if row["points"]]
     assert len(marked) == 4 and marked[0]["points"][0] == {"x": 0.1, "y": 0.1, "kind": "artifact"}
     for name in ("fits", "richhf"):
-        assert load_dataset(str(root), name, split="train").num_rows == tables[name]["rows"]
+        assert load_dataset(root, name, split="train").num_rows == tables[name]["rows"]
     assert tables["rankings"] == {"file": None, "rows": 0, "bytes": 0}  # no rank tasks: no empty config
     assert "config_name: rankings" not in card and "none in this study" in card
     with zipfile.ZipFile(root.with_suffix(".zip")) as archive:
@@ -102,13 +108,11 @@ def test_a_release_loads_with_the_datasets_library(study, enqueued):
 
 
 def test_raters_are_salted_pseudonyms_and_no_crowd_id_leaves(study, enqueued):
-    from datasets import load_dataset
-
     project, _, raters = study
     _first, root1 = _release(project)
     _second, root2 = _release(project)
-    names1 = set(load_dataset(str(root1), "judgments", split="train")["rater"])
-    names2 = set(load_dataset(str(root2), "judgments", split="train")["rater"])
+    names1 = set(load_dataset(root1, "judgments", split="train")["rater"])
+    names2 = set(load_dataset(root2, "judgments", split="train")["rater"])
     assert len(names1) == 3 and not names1 & names2  # the same raters, unlinkable across releases
     secrets_ = [r.public_id for r in raters] + [r.prolific_pid for r in raters]
     for path in root1.rglob("*"):
@@ -118,24 +122,20 @@ def test_raters_are_salted_pseudonyms_and_no_crowd_id_leaves(study, enqueued):
 
 
 def test_rare_demographic_answers_are_suppressed_and_the_card_says_so(study, enqueued):
-    from datasets import load_dataset
-
     project, _, _ = study
     _, root = _release(project, k=2)
-    countries = load_dataset(str(root), "judgments", split="train")["rater_country"]
+    countries = load_dataset(root, "judgments", split="train")["rater_country"]
     assert sorted(set(countries)) == ["(suppressed)", "France"]
     card = (root / "README.md").read_text()
     assert "fewer than 2 raters" in card and "country: 1 answer" in card
     _, root = _release(project, k=2, exclude_free_text=True)
-    assert "rater_country" not in load_dataset(str(root), "judgments", split="train").column_names
+    assert "rater_country" not in load_dataset(root, "judgments", split="train").column_names
 
 
 def test_richhf_records_read_like_the_public_release(study, enqueued):
-    from datasets import load_dataset
-
     project, items, _ = study
     _, root = _release(project)
-    rows = {r["item_id"]: r for r in load_dataset(str(root), "richhf", split="train")}
+    rows = {r["item_id"]: r for r in load_dataset(root, "richhf", split="train")}
     row = rows[items[0].pk]
     artifact = np.asarray(Image.open(io.BytesIO(row["artifact_map"])))
     assert artifact.shape == (512, 512) and artifact.dtype == np.uint8
