@@ -75,4 +75,4 @@ def _after_judgment(judgment: Judgment) -> None:
     """Side effects of a new judgment, called (not signalled) inside its transaction."""
     from ranking.services import fit_refit_requested  # ranking depends on annotator, not the reverse
 
-    fit_refit_requested(project_id=judgment.project_id, gated=True)  # cache-gated: no query per answer
+    fit_refit_requested(project_id=judgment.project_id)

@@ -103,48 +103,26 @@ def validate_params(*, model: str, params: dict) -> dict:
     return clean
 
 
-def _refit_pending_key(project_id: int, model: str) -> str:
-    return f"preflab:refit-pending:{project_id}:{model}"
-
-
-def fit_refit_requested(*, project_id: int, gated: bool = False) -> None:
+def fit_refit_requested(*, project_id: int) -> None:
     """New data arrived: make sure one automatic fit is pending per (project, model).
 
     Called inside the judgment's transaction; the FitRun row is written there (the outbox) and
     published to the broker only after commit, with a short timeout, so a broker outage never fails
     or holds up the judgment. A burst of judgments shares one pending FitRun (a partial unique
     constraint guarantees it).
-
-    ``gated`` (the per-answer call of a judgment): cheap per answer. An automatic run is published with a countdown of ``PREFLAB_AUTO_FIT_DELAY_S``,
-    so it cannot start (and take its data cut-off) before ``requested_at`` + that delay. Until shortly
-    before then, a cache flag (set by an answer that saw that run queued) says "a queued run will see
-    this answer", and the answer asks the database nothing. Past it, the database is asked as before.
-    Ungated callers (the sweep, the backstop) always ask the database.
     """
-    from django.core.cache import cache
-
-    delay = settings.PREFLAB_AUTO_FIT_DELAY_S
-    margin = min(2.0, delay / 2)
     for model in AUTO_REFIT_MODELS:
-        key = _refit_pending_key(project_id, model)
-        if gated and delay > 0 and cache.get(key):
+        pending = FitRun.objects.filter(project_id=project_id, model=model, status=FitStatus.QUEUED, automatic=True)
+        if pending.exists():
             continue
-        requested_at = (FitRun.objects.filter(project_id=project_id, model=model, status=FitStatus.QUEUED,
-                                              automatic=True)
-                        .values_list("requested_at", flat=True).first())
-        if requested_at is None:
-            try:
-                with transaction.atomic():
-                    run = FitRun.objects.create(project_id=project_id, model=model, automatic=True,
-                                                params=validate_params(model=model, params={}))
-            except IntegrityError:
-                continue  # another judgment created it concurrently
-            # let a burst of judgments land before fitting
-            jobs.job_publish_on_commit(run, countdown=delay)
-            continue  # the flag waits for a run seen committed (this one may yet roll back)
-        left = (requested_at - timezone.now()).total_seconds() + delay - margin
-        if delay > 0 and left >= 1:
-            cache.set(key, 1, timeout=int(left))
+        try:
+            with transaction.atomic():
+                run = FitRun.objects.create(project_id=project_id, model=model, automatic=True,
+                                            params=validate_params(model=model, params={}))
+        except IntegrityError:
+            continue  # another judgment created it concurrently
+        # let a burst of judgments land before fitting
+        jobs.job_publish_on_commit(run, countdown=settings.PREFLAB_AUTO_FIT_DELAY_S)
 
 
 def fit_run_request(*, project: Project, model: str = FitModel.BT, params: dict | None = None) -> FitRun:
