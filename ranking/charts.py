@@ -245,10 +245,11 @@ def drift_chart(*, accuracy: list, low: list, high: list, labels: list, width: i
 
 
 def diverging_colour(p: float | None) -> str:
-    """A fill for a win rate: red below ½, white at ½, blue above (grey when unknown)."""
+    """A fill for a win rate: red below ½, white at ½, blue above (grey when unknown); light enough at the
+    extremes (at most 55 % of the full colour) for dark text to stay readable on it."""
     if p is None:
         return "#f1f3f5"
-    t = max(-1.0, min(1.0, 2 * (p - 0.5)))
+    t = 0.55 * max(-1.0, min(1.0, 2 * (p - 0.5)))
     if t >= 0:
         r, g, b = (int(255 - t * (255 - c)) for c in (59, 91, 219))
     else:

@@ -33,7 +33,8 @@ def release_list(request: HttpRequest, slug: str) -> HttpResponse:
             return redirect("ranking:releases", slug=slug)
     listed = list(DatasetRelease.objects.filter(project=project).select_related("requested_by")[:50])
     for release in listed:  # (name, rows) pairs: a table is named "items", which a template reads as a dict key
-        release.table_rows = [(name, t["rows"]) for name, t in (release.manifest.get("tables") or {}).items()]
+        tables = release.manifest.get("tables") or {}  # jsonb does not keep key order: list them in TABLES' order
+        release.table_rows = [(name, tables[name]["rows"]) for name in releases.TABLES if name in tables]
     pending = [r for r in listed if r.status in (JobStatus.QUEUED, JobStatus.RUNNING)]
     return render(request, "ranking/releases.html", {
         "project": project, "role": role, "tab": "releases", "form": form, "releases": listed,

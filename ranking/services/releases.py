@@ -90,7 +90,7 @@ def _card(*, project: Project, params: dict, manifest: dict, demo_meta: dict, cu
         "project": project, "params": params, "manifest": manifest, "demo": demo_meta, "cutoffs": cutoffs,
         "released_at": released_at, "sheet": sheet,
         # a list, not the dict: a table is named "items", which a template would read as the dict's key
-        "tables": [(name, table["rows"], CONFIG_DESCRIPTIONS[name]) for name, table in manifest["tables"].items()],
+        "tables": [(name, manifest["tables"][name]["rows"], CONFIG_DESCRIPTIONS[name]) for name in TABLES],
     })
     return "---\n" + yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True) + "---\n\n" + body
 
