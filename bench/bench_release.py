@@ -27,33 +27,35 @@ Time is the wall time of the measured call alone. Peak memory is the growth of t
 set: ``VmHWM`` of the measured process minus ``VmHWM`` of the baseline process (as in ``bench_export.py``).
 Arrow's own peak (``pyarrow.default_memory_pool().max_memory()``) is printed too.
 
-Run from the repository root: ``python bench/bench_release.py [--n-judgments N] [--n-annotations N] [--keep]``.
+Run from the repository root: ``python bench/bench_release.py [--n-judgments N] [--n-annotations N] [--keep] [--reuse]``.
 
-Output of a run on 2026-12-05, on the 2-core machine (shared with a CI run at the time, so timings are
-pessimistic); the target's time is missed, almost entirely in the ``richhf`` table (PNG encoding and
-per-rater full-size disk maps) and in the release's judgments table (2.7× the export's time):
+Output of a run on 2026-12-05, on the 2-core machine (another job's tests running beside it), on the database
+kept by an earlier ``--keep`` run (``--reuse``; that run's set-up loaded it in 97.0 s). Before this run the same
+measurement gave 71.9 s (richhf 37.8 s: per-rater full-size disk maps and Pillow's PNG encoder; judgments
+30.4 s: per-row Python for pseudonyms and demographics, with the cyclic GC running) and an absolute peak of
+715 MB (the imports pulled in torch):
 
     PrefLab release benchmark — 3.11.7 on x86_64, 2 CPU(s), PostgreSQL at 127.0.0.1
-    set-up: COPY of 5,000 items, 2,000 raters + demographics, 200,000 pairwise tasks, 1,000,000 judgments; 5,000 rich tasks, 100,000 annotations (20 raters per item, 149,773 points) in 134.4 s (not timed below)
-    baseline process (imports + django.setup + 1 query): peak RSS (VmHWM) 392 MB
+    set-up (reused): COPY of 5,000 items, 2,000 raters + demographics, 200,000 pairwise tasks, 1,000,000 judgments; 5,000 rich tasks, 100,000 annotations (20 raters per item, 149,773 points) in 0.6 s (not timed below)
+    baseline process (imports + django.setup + 1 query): peak RSS (VmHWM) 220 MB
     method                                               rows  seconds  peak MB arrow MB   out MB
-    release_write (6 tables + card, folder)         1,110,000    106.6      263       24     67.6
-    judgments_export (Parquet, zstd, file)          1,000,000     13.9      165       34     36.9
+    release_write (6 tables + card, folder)         1,110,000     31.4      246       25     58.6
+    judgments_export (Parquet, zstd, file)          1,000,000     11.5      167       34     36.9
     peak MB = peak RSS (VmHWM) of the measured process − that of the baseline process; arrow MB = pyarrow memory pool peak
-    absolute peak RSS of the release process: 655 MB (of which the baseline's 392 MB: the imports — ranking.services pulls in torch — and django.setup)
+    absolute peak RSS of the release process: 467 MB (of which the baseline's 220 MB: the imports and django.setup)
     release, step by step (peak MB = VmHWM after the step − baseline; monotone):
       step                 rows  seconds  share  peak MB arrow MB  file MB
-      demographics                   0.0     0%        2        0
-      judgments       1,000,000     37.7    35%      214       24     34.3
-      rankings                0      0.0     0%      214       24
-      annotations       100,000      5.2     5%      263       24      2.5
-      items               5,000      0.1     0%      263       24      0.1
-      fits                    0      0.0     0%      263       24
-      richhf              5,000     63.6    60%      263       24     30.7
+      demographics                   0.0     0%        1        0
+      judgments       1,000,000      7.8    25%      198       25     34.3
+      rankings                0      0.0     0%      198       25
+      annotations       100,000      2.2     7%      246       25      2.5
+      items               5,000      0.0     0%      246       25      0.1
+      fits                    0      0.0     0%      246       25
+      richhf              5,000     21.3    68%      246       25     21.7
       card + rest                    0.1     0%
-    release vs export of the same judgments: 37.7 s for the release's judgments table vs 13.9 s for judgments_export
-    time   106.6 s  (target ≤ 60 s): FAIL
-    memory 263 MB (target ≤ 500 MB): PASS
+    release vs export of the same judgments: 7.8 s for the release's judgments table vs 11.5 s for judgments_export
+    time   31.4 s  (target ≤ 60 s): PASS
+    memory 246 MB (target ≤ 500 MB): PASS
 """
 
 from __future__ import annotations
@@ -257,6 +259,29 @@ def run_child(*, mode: str, url: str, out: str, cutoffs: dict | None = None) -> 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _project(slug: str):
+    from annotator.models import Project
+
+    return Project.objects.get(slug=slug)
+
+
+def _counts(slug: str) -> tuple[dict, dict]:
+    """The set-up figures of a kept database (``--reuse``), counted from its tables."""
+    from annotator.models import Annotation, Item, Judgment, Rater, Task
+
+    project = _project(slug)
+    annotations = Annotation.objects.filter(project=project)
+    n_items = Item.objects.filter(project=project).count()
+    n_annotations = annotations.count()
+    loaded = {"items": n_items, "raters": Rater.objects.filter(project=project).count(),
+              "tasks": Task.objects.filter(project=project, item_b__isnull=False).count(),
+              "judgments": Judgment.objects.filter(project=project).count()}
+    n_points = sum(len(p or []) for p in annotations.values_list("points", flat=True).iterator(chunk_size=10_000))
+    rich = {"tasks": Task.objects.filter(project=project, item_b__isnull=True).count(),
+            "annotations": n_annotations, "per_item": n_annotations // max(n_items, 1), "points": n_points}
+    return loaded, rich
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-judgments", type=int, default=1_000_000)
@@ -264,6 +289,8 @@ def main() -> None:
     parser.add_argument("--database-url", default=DEFAULT_URL,
                         help="PostgreSQL database to drop, re-create and fill (its name must contain 'bench').")
     parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
+    parser.add_argument("--reuse", action="store_true",
+                        help="Reuse a database kept by an earlier --keep run (same sizes) instead of loading it again.")
     parser.add_argument("--child", choices=["release", "export", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--cutoffs", default="{}", help=argparse.SUPPRESS)
@@ -278,18 +305,23 @@ def main() -> None:
 
     print(f"PrefLab release benchmark — {platform.python_version()} on {platform.machine()}, "
           f"{os.cpu_count()} CPU(s), PostgreSQL at {urlsplit(url).hostname}")
-    bench_export.database_recreate(url=url)
+    if not args.reuse:
+        bench_export.database_recreate(url=url)
     try:
         bench_export.django_setup(url=url)
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        project = bench_export.project_setup(slug=SLUG)
         start = time.perf_counter()
-        loaded = bench_export.bulk_load(url=url, project=project, n_judgments=args.n_judgments)
-        project.refresh_from_db()
-        rich = annotations_load(url=url, project=project, n_annotations=args.n_annotations)
-        print(f"set-up: COPY of {loaded['items']:,} items, {loaded['raters']:,} raters + demographics, "
+        if args.reuse:
+            loaded, rich = _counts(SLUG)
+        else:
+            project = bench_export.project_setup(slug=SLUG)
+            loaded = bench_export.bulk_load(url=url, project=project, n_judgments=args.n_judgments)
+            project.refresh_from_db()
+            rich = annotations_load(url=url, project=project, n_annotations=args.n_annotations)
+        project = _project(SLUG)
+        print(f"set-up{' (reused)' if args.reuse else ''}: COPY of {loaded['items']:,} items, {loaded['raters']:,} raters + demographics, "
               f"{loaded['tasks']:,} pairwise tasks, {loaded['judgments']:,} judgments; {rich['tasks']:,} rich "
               f"tasks, {rich['annotations']:,} annotations ({rich['per_item']} raters per item, "
               f"{rich['points']:,} points) in {time.perf_counter() - start:.1f} s (not timed below)")
@@ -312,7 +344,7 @@ def main() -> None:
         print("peak MB = peak RSS (VmHWM) of the measured process − that of the baseline process; "
               "arrow MB = pyarrow memory pool peak")
         print(f"absolute peak RSS of the release process: {release['maxrss_mb']:.0f} MB (of which the baseline's "
-              f"{b:.0f} MB: the imports — ranking.services pulls in torch — and django.setup)")
+              f"{b:.0f} MB: the imports and django.setup)")
         print("release, step by step (peak MB = VmHWM after the step − baseline; monotone):")
         print(f"  {'step':<14} {'rows':>10} {'seconds':>8} {'share':>6} {'peak MB':>8} {'arrow MB':>8} {'file MB':>8}")
         total = release["seconds"]

@@ -272,6 +272,8 @@ class ReleaseRequestSerializer(serializers.Serializer):
     exclude_free_text = serializers.BooleanField(default=False)
     licence = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    include_rater_offsets = serializers.BooleanField(
+        default=False, help_text="Add the rater_offsets table: the newest hierarchical fit's per-rater offsets.")
 
 
 class ReleaseListCreate(APIView):

@@ -91,3 +91,6 @@ class ReleaseForm(forms.Form):
                            help_text="Demographic answers given by fewer raters are released as “(suppressed)”.")
     exclude_free_text = forms.BooleanField(required=False, label="Leave out free-text answers (country, languages)")
     include_images = forms.BooleanField(required=False, label="Include the images")
+    include_rater_offsets = forms.BooleanField(
+        required=False, label="Include per-rater offsets",
+        help_text="The newest hierarchical fit's personal deviations of each rater from the population strengths.")

@@ -14,16 +14,19 @@ Folder layout (each table folder is a ``datasets`` config named in the card's YA
     annotations/*.parquet     rich feedback and checklist answers, every rater's raw marks
     items/*.parquet           images: file, sha256, prompt, source model, metadata, metric scores, gates
     fits/*.parquet            the newest Bradley–Terry fit: strengths with 95% CIs
+    rater_offsets/*.parquet   the newest hierarchical fit's per-rater offsets (only if asked)
     richhf/*.parquet          consolidated per-image records in RichHF-18K's form (512×512 8-bit PNG maps)
     images/<sha256>.<ext>     the images themselves (optional)
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
-import io
 import json
 import shutil
+import struct
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,12 +34,23 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image
+from django.db.models import TextField
+from django.db.models.functions import Cast
 
+from annotator.exports import EpochMicros
 from annotator.feedback import prompt_tokens
-from annotator.models import DEMOGRAPHIC_FIELDS, Annotation, Demographics, Item, Judgment, Project, RankAnswer
-from ranking.core.heatmaps import consolidate, keyword_majority
-from ranking.models import FitModel, FitRun, FitStatus, ItemScore, MetricGate, MetricScore
+from annotator.models import (
+    DEMOGRAPHIC_FIELDS,
+    Annotation,
+    Demographics,
+    Item,
+    Judgment,
+    Project,
+    RankAnswer,
+    Rater,
+)
+from ranking.core.heatmaps import coverage_counts, heatmap_8bit, keyword_majority
+from ranking.models import FitModel, FitRun, FitStatus, ItemScore, MetricGate, MetricScore, RaterItemOffset
 
 PAGE_ROWS = 50_000
 RICHHF_SIZE = 512
@@ -45,19 +59,9 @@ SUPPRESSED = "(suppressed)"
 UTC_US = pa.timestamp("us", tz="UTC")
 
 
-class Pseudonyms:
-    """Rater pseudonyms of one release: salted, so releases cannot be joined on raters."""
-
-    def __init__(self, salt: str):
-        self.salt = salt
-        self._cache: dict[int, str] = {}
-
-    def __call__(self, rater_id: int, public_id: str) -> str:
-        value = self._cache.get(rater_id)
-        if value is None:
-            value = hashlib.sha256(f"{self.salt}:{public_id}".encode()).hexdigest()[:16]
-            self._cache[rater_id] = value
-        return value
+def pseudonym(salt: str, public_id: str) -> str:
+    """A rater's pseudonym in one release: salted, so releases cannot be joined on raters."""
+    return hashlib.sha256(f"{salt}:{public_id}".encode()).hexdigest()[:16]
 
 
 def demographic_table(*, project: Project, k: int, exclude_free_text: bool) -> tuple[dict[int, dict], dict]:
@@ -77,6 +81,37 @@ def demographic_table(*, project: Project, k: int, exclude_free_text: bool) -> t
     return rows, {"fields": fields, "suppressed": suppressed, "k": k}
 
 
+class ReleasedRaters:
+    """The rater columns of every table of one release: the pseudonym and the released demographics.
+
+    Built once per release for all the project's raters (a few thousand rows); a page of answers then
+    gets its rater columns by one vectorised look-up of its rater ids (``searchsorted`` + Arrow ``take``)
+    instead of a Python dictionary access per row and column.
+    """
+
+    def __init__(self, *, project: Project, salt: str, demographics: dict[int, dict], demo_meta: dict):
+        self.meta = demo_meta
+        raters = sorted(Rater.objects.filter(project=project).values_list("pk", "public_id"))
+        self.ids = np.fromiter((pk for pk, _ in raters), dtype=np.int64, count=len(raters))
+        self._columns = {"rater": pa.array([pseudonym(salt, public_id) for _, public_id in raters], pa.string())}
+        for f in demo_meta["fields"]:
+            self._columns[f"rater_{f}"] = pa.array(
+                [(demographics.get(pk) or {}).get(f) or None for pk, _ in raters], pa.string())
+
+    def fields(self) -> list[pa.Field]:
+        """The demographic columns' schema fields (the pseudonym column is placed by each table)."""
+        return [pa.field(f"rater_{f}", pa.string()) for f in self.meta["fields"]]
+
+    def columns(self, rater_ids) -> dict[str, pa.Array]:
+        """``rater`` and ``rater_<field>`` columns for these rater ids, in their order."""
+        ids = np.asarray(rater_ids, dtype=np.int64)
+        index = np.searchsorted(self.ids, ids)
+        if ids.size and (index.max() >= self.ids.size or not np.array_equal(self.ids[index], ids)):
+            raise ValueError("an answer's rater is not a rater of this project")
+        take = pa.array(index)
+        return {name: column.take(take) for name, column in self._columns.items()}
+
+
 class _TableWriter:
     """One Parquet file written a record batch (row group) at a time."""
 
@@ -87,10 +122,10 @@ class _TableWriter:
         self.writer = pq.ParquetWriter(self.path, schema, compression="zstd")
         self.rows = 0
 
-    def write(self, columns: dict[str, list]) -> None:
-        if not columns or not next(iter(columns.values())):
+    def write(self, columns: dict[str, list | pa.Array]) -> None:
+        if not columns or not len(next(iter(columns.values()))):
             return
-        batch = pa.record_batch([pa.array(columns[f.name], type=f.type) for f in self.schema], schema=self.schema)
+        batch = pa.record_batch([_arrow(columns[f.name], f.type) for f in self.schema], schema=self.schema)
         self.writer.write_batch(batch)
         self.rows += batch.num_rows
 
@@ -104,80 +139,85 @@ class _TableWriter:
         return {"file": str(self.path.name), "rows": self.rows, "bytes": self.path.stat().st_size}
 
 
-def _pages(queryset, fields: tuple[str, ...], page_rows: int = PAGE_ROWS) -> Iterator[list[tuple]]:
+def _arrow(values, type_: pa.DataType) -> pa.Array:
+    if isinstance(values, pa.Array):
+        return values
+    if pa.types.is_timestamp(type_) and values and isinstance(values[0], int):
+        return pa.array(values, pa.int64()).cast(type_)  # microseconds since the epoch (EpochMicros)
+    return pa.array(values, type=type_)
+
+
+def _pages(queryset, fields: tuple, page_rows: int = PAGE_ROWS) -> Iterator[list[tuple]]:
+    """Keyset pages of ``(pk, *fields)`` rows, in pk order, with the cyclic GC paused while a page is alive
+    (a page is ~50,000 row tuples without cycles; traversing them again and again doubled the time)."""
     last = 0
     while True:
-        page = list(queryset.filter(pk__gt=last).order_by("pk").values_list("pk", *fields)[:page_rows]
-                    .iterator(chunk_size=10_000))
-        if not page:
-            return
-        yield page
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            page = list(queryset.filter(pk__gt=last).order_by("pk").values_list("pk", *fields)[:page_rows]
+                        .iterator(chunk_size=10_000))
+            if not page:
+                return
+            yield page
+        finally:
+            if gc_was_enabled:
+                gc.enable()
         last = page[-1][0]
 
 
-def _demographic_fields(demo_meta: dict) -> list[pa.Field]:
-    return [pa.field(f"rater_{f}", pa.string()) for f in demo_meta["fields"]]
+_NO_FLAGS: list = []
 
 
-def _demographics(columns: dict, rater_ids: list[int], demographics: dict, demo_meta: dict) -> None:
-    for f in demo_meta["fields"]:
-        columns[f"rater_{f}"] = [(demographics.get(r) or {}).get(f) or None for r in rater_ids]
-
-
-def write_judgments(root: Path, *, project: Project, cutoff_id: int | None, pseudonym: Pseudonyms,
-                    demographics: dict, demo_meta: dict) -> dict:
+def write_judgments(root: Path, *, project: Project, cutoff_id: int | None, raters: ReleasedRaters) -> dict:
     schema = pa.schema([
         ("judgment_id", pa.int64()), ("submitted_at", UTC_US), ("shown_at", UTC_US), ("rater", pa.string()),
         ("left_item_id", pa.int64()), ("left_item_sha256", pa.string()), ("left_source_model", pa.string()),
         ("right_item_id", pa.int64()), ("right_item_sha256", pa.string()), ("right_source_model", pa.string()),
         ("prompt", pa.string()), ("choice", pa.string()), ("winner_id", pa.int64()), ("loser_id", pa.int64()),
         ("is_tie", pa.bool_()), ("is_repeat", pa.bool_()), ("flags", pa.list_(pa.string())),
-        ("instruction_version", pa.int32()), ("response_time_ms", pa.int64()), *_demographic_fields(demo_meta),
+        ("instruction_version", pa.int32()), ("response_time_ms", pa.int64()), *raters.fields(),
     ])
     out = _TableWriter(root / "judgments", "judgments", schema)
-    qs = Judgment.objects.filter(project=project)
+    qs = (Judgment.objects.filter(project=project)
+          .annotate(submitted_us=EpochMicros("submitted_at"), shown_us=EpochMicros("shown_at"),
+                    flags_text=Cast("flags", output_field=TextField())))
     qs = qs.none() if cutoff_id is None else qs.filter(id__lte=cutoff_id)
-    fields = ("submitted_at", "shown_at", "rater_id", "rater__public_id", "left_item_id", "left_item__sha256",
+    names = ("submitted_at", "shown_at", None, "left_item_id", "left_item_sha256", "left_source_model",
+             "right_item_id", "right_item_sha256", "right_source_model", "prompt", "choice", "winner_id",
+             "loser_id", "is_tie", "is_repeat", "flags", "instruction_version", "response_time_ms")
+    fields = ("submitted_us", "shown_us", "rater_id", "left_item_id", "left_item__sha256",
               "left_item__source_model", "right_item_id", "right_item__sha256", "right_item__source_model",
-              "left_item__prompt", "choice", "winner_id", "loser_id", "is_tie", "is_repeat", "flags",
+              "left_item__prompt", "choice", "winner_id", "loser_id", "is_tie", "is_repeat", "flags_text",
               "instruction_version__version", "response_time_ms")
     for page in _pages(qs, fields):
-        rows = list(zip(*page))
-        columns = {
-            "judgment_id": list(rows[0]), "submitted_at": list(rows[1]), "shown_at": list(rows[2]),
-            "rater": [pseudonym(r, p) for r, p in zip(rows[3], rows[4])],
-            "left_item_id": list(rows[5]), "left_item_sha256": list(rows[6]), "left_source_model": list(rows[7]),
-            "right_item_id": list(rows[8]), "right_item_sha256": list(rows[9]), "right_source_model": list(rows[10]),
-            "prompt": list(rows[11]), "choice": list(rows[12]), "winner_id": list(rows[13]),
-            "loser_id": list(rows[14]), "is_tie": list(rows[15]), "is_repeat": list(rows[16]),
-            "flags": [list(f or []) for f in rows[17]], "instruction_version": list(rows[18]),
-            "response_time_ms": list(rows[19]),
-        }
-        _demographics(columns, list(rows[3]), demographics, demo_meta)
+        rows = list(zip(*page))  # transposed in C; the values are shared, not copied
+        del page
+        columns = {"judgment_id": rows[0], **{name: rows[k + 1] for k, name in enumerate(names) if name}}
+        columns["flags"] = [_NO_FLAGS if t is None or t == "[]" else json.loads(t) for t in columns["flags"]]
+        columns.update(raters.columns(rows[3]))
         out.write(columns)
+        del rows, columns
     return out.close()
 
 
-def write_rankings(root: Path, *, project: Project, cutoff_id: int | None, pseudonym: Pseudonyms,
-                   demographics: dict, demo_meta: dict) -> dict:
+def write_rankings(root: Path, *, project: Project, cutoff_id: int | None, raters: ReleasedRaters) -> dict:
     schema = pa.schema([
         ("ranking_id", pa.int64()), ("submitted_at", UTC_US), ("rater", pa.string()),
         ("shown_order", pa.list_(pa.int64())), ("ranking", pa.list_(pa.list_(pa.int64()))),
         ("has_ties", pa.bool_()), ("instruction_version", pa.int32()), ("response_time_ms", pa.int64()),
-        *_demographic_fields(demo_meta),
+        *raters.fields(),
     ])
     out = _TableWriter(root / "rankings", "rankings", schema)
     qs = RankAnswer.objects.filter(project=project, task__pool__isnull=True)  # rounds are not study data
     qs = qs.none() if cutoff_id is None else qs.filter(id__lte=cutoff_id)
-    fields = ("submitted_at", "rater_id", "rater__public_id", "shown_order", "ranking", "has_ties",
-              "instruction_version__version", "response_time_ms")
+    fields = ("submitted_at", "rater_id", "shown_order", "ranking", "has_ties", "instruction_version__version",
+              "response_time_ms")
     for page in _pages(qs, fields):
         rows = list(zip(*page))
-        columns = {"ranking_id": list(rows[0]), "submitted_at": list(rows[1]),
-                   "rater": [pseudonym(r, p) for r, p in zip(rows[2], rows[3])],
-                   "shown_order": list(rows[4]), "ranking": list(rows[5]), "has_ties": list(rows[6]),
-                   "instruction_version": list(rows[7]), "response_time_ms": list(rows[8])}
-        _demographics(columns, list(rows[2]), demographics, demo_meta)
+        columns = {"ranking_id": rows[0], "submitted_at": rows[1], "shown_order": rows[3], "ranking": rows[4],
+                   "has_ties": rows[5], "instruction_version": rows[6], "response_time_ms": rows[7],
+                   **raters.columns(rows[2])}
         out.write(columns)
     return out.close()
 
@@ -185,35 +225,31 @@ def write_rankings(root: Path, *, project: Project, cutoff_id: int | None, pseud
 POINT = pa.struct([("x", pa.float64()), ("y", pa.float64()), ("kind", pa.string())])
 
 
-def write_annotations(root: Path, *, project: Project, cutoff_id: int | None, pseudonym: Pseudonyms,
-                      demographics: dict, demo_meta: dict) -> dict:
+def write_annotations(root: Path, *, project: Project, cutoff_id: int | None, raters: ReleasedRaters) -> dict:
     dims = [d["name"] for d in project.likert_dimensions or []]
     schema = pa.schema([
         ("annotation_id", pa.int64()), ("submitted_at", UTC_US), ("rater", pa.string()), ("item_id", pa.int64()),
         ("kind", pa.string()), ("points", pa.list_(POINT)), ("misaligned_words", pa.list_(pa.int64())),
         *[(f"score_{d}", pa.int8()) for d in dims], ("checklist_answers", pa.string()),
-        ("instruction_version", pa.int32()), ("response_time_ms", pa.int64()), *_demographic_fields(demo_meta),
+        ("instruction_version", pa.int32()), ("response_time_ms", pa.int64()), *raters.fields(),
     ])
     out = _TableWriter(root / "annotations", "annotations", schema)
     qs = Annotation.objects.filter(project=project)
     qs = qs.none() if cutoff_id is None else qs.filter(id__lte=cutoff_id)
-    fields = ("submitted_at", "rater_id", "rater__public_id", "item_id", "kind", "points", "misaligned_words",
-              "scores", "answers", "instruction_version__version", "response_time_ms")
+    fields = ("submitted_at", "rater_id", "item_id", "kind", "points", "misaligned_words", "scores", "answers",
+              "instruction_version__version", "response_time_ms")
     for page in _pages(qs, fields):
         rows = list(zip(*page))
         columns = {
-            "annotation_id": list(rows[0]), "submitted_at": list(rows[1]),
-            "rater": [pseudonym(r, p) for r, p in zip(rows[2], rows[3])], "item_id": list(rows[4]),
-            "kind": list(rows[5]),
+            "annotation_id": rows[0], "submitted_at": rows[1], "item_id": rows[3], "kind": rows[4],
             "points": [[{"x": float(p["x"]), "y": float(p["y"]), "kind": p.get("kind", "artifact")} for p in pts or []]
-                       for pts in rows[6]],
-            "misaligned_words": [list(w or []) for w in rows[7]],
-            "checklist_answers": [json.dumps(a, sort_keys=True) if a else None for a in rows[9]],
-            "instruction_version": list(rows[10]), "response_time_ms": list(rows[11]),
+                       for pts in rows[5]],
+            "misaligned_words": [list(w or []) for w in rows[6]],
+            "checklist_answers": [json.dumps(a, sort_keys=True) if a else None for a in rows[8]],
+            "instruction_version": rows[9], "response_time_ms": rows[10], **raters.columns(rows[2]),
         }
         for d in dims:
-            columns[f"score_{d}"] = [(s or {}).get(d) for s in rows[8]]
-        _demographics(columns, list(rows[2]), demographics, demo_meta)
+            columns[f"score_{d}"] = [(s or {}).get(d) for s in rows[7]]
         out.write(columns)
     return out.close()
 
@@ -272,10 +308,64 @@ def write_fits(root: Path, *, project: Project) -> dict:
     return result
 
 
-def _png(heat: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.clip(np.rint(heat * 255), 0, 255).astype(np.uint8), mode="L").save(buf, format="PNG")
-    return buf.getvalue()
+def write_rater_offsets(root: Path, *, project: Project, raters: ReleasedRaters) -> dict:
+    """The newest hierarchical fit's per-rater offsets ``u_ri`` (stored only where the rater judged the item;
+    zero elsewhere): each rater's personal strength of an item is the population strength plus the offset."""
+    fit = (FitRun.objects.filter(project=project, model=FitModel.HBT, status=FitStatus.SUCCEEDED)
+           .order_by("-finished_at", "-id").first())
+    schema = pa.schema([("fit_id", pa.int64()), ("rater", pa.string()), ("item_id", pa.int64()),
+                        ("population_strength", pa.float64()), ("offset", pa.float64())])
+    out = _TableWriter(root / "rater_offsets", "rater_offsets", schema)
+    if fit is not None:
+        strengths = dict(ItemScore.objects.filter(fit=fit).values_list("item_id", "strength"))
+        for page in _pages(RaterItemOffset.objects.filter(fit=fit), ("rater_id", "item_id", "offset")):
+            rows = list(zip(*page))
+            out.write({"fit_id": [fit.pk] * len(page), "rater": raters.columns(rows[1])["rater"],
+                       "item_id": rows[2], "population_strength": [strengths.get(i) for i in rows[2]],
+                       "offset": rows[3]})
+    result = out.close()
+    result["fit_id"] = fit.pk if fit else None
+    return result
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_grey8(grey: np.ndarray) -> bytes:
+    """An 8-bit greyscale PNG of ``grey`` (uint8, height × width).
+
+    Written here rather than through Pillow because a release encodes two maps per image: rows unfiltered
+    (filter type 0) and deflated by zlib at its default level, which on heatmaps (flat disks on black)
+    took half of Pillow's time for a slightly smaller file (measured on 512×512 release maps; the
+    "Sub"/"Up" filters made them larger). Any PNG reader decodes it (tested with Pillow).
+    """
+    grey = np.ascontiguousarray(grey, dtype=np.uint8)
+    height, width = grey.shape
+    rows = np.zeros((height, width + 1), dtype=np.uint8)  # column 0: each row's filter type, 0 = none
+    rows[:, 1:] = grey
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale, no interlace
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
+            + _png_chunk(b"IEND", b""))
+
+
+RICHHF_SCORES = {"artifact_score": "plausibility", "misalignment_score": "alignment", "aesthetics_score": "aesthetics",
+                 "overall_score": "overall"}
+
+
+def _rich_answers_by_item(project: Project, cutoff_id: int) -> Iterator[tuple[int, list]]:
+    """``(item_id, [(points, words, scores), …])`` per item, streamed in item order (one item in memory)."""
+    rows = (Annotation.objects.filter(project=project, kind="rich", id__lte=cutoff_id).order_by("item_id", "id")
+            .values_list("item_id", "points", "misaligned_words", "scores").iterator(chunk_size=10_000))
+    current, answers = None, []
+    for item_id, points, words, scores in rows:
+        if item_id != current:
+            if answers:
+                yield current, answers
+            current, answers = item_id, []
+        answers.append((points or [], words or [], scores or {}))
+    if answers:
+        yield current, answers
 
 
 def write_richhf(root: Path, *, project: Project, cutoff_id: int | None) -> dict:
@@ -293,25 +383,21 @@ def write_richhf(root: Path, *, project: Project, cutoff_id: int | None) -> dict
     if cutoff_id is None:
         return out.close()
     radius = project.effective_radius * RICHHF_SIZE
-    per_item: dict[int, list] = defaultdict(list)
-    for item_id, points, words, scores in (Annotation.objects.filter(project=project, kind="rich", id__lte=cutoff_id)
-                                           .order_by("item_id", "id")
-                                           .values_list("item_id", "points", "misaligned_words", "scores")
-                                           .iterator(chunk_size=10_000)):
-        per_item[item_id].append((points or [], words or [], scores or {}))
-    items = dict(Item.objects.filter(pk__in=list(per_item)).values_list("pk", "original_name"))
-    prompts = dict(Item.objects.filter(pk__in=list(per_item)).values_list("pk", "prompt"))
-    names = {"artifact_score": "plausibility", "misalignment_score": "alignment", "aesthetics_score": "aesthetics",
-             "overall_score": "overall"}
+    blank = png_grey8(np.zeros((RICHHF_SIZE, RICHHF_SIZE), dtype=np.uint8))  # most maps of one kind are empty
+    items = {pk: (name, prompt) for pk, name, prompt in project.items.values_list("pk", "original_name", "prompt")}
+
+    def heatmap_png(answers: list, kind: str) -> bytes:
+        point_sets = [[(p["x"] * RICHHF_SIZE, p["y"] * RICHHF_SIZE) for p in pts if p.get("kind") == kind]
+                      for pts, _, _ in answers]
+        if not any(point_sets):
+            return blank
+        counts = coverage_counts(point_sets, RICHHF_SIZE, RICHHF_SIZE, radius)
+        return png_grey8(heatmap_8bit(counts, len(point_sets)))
+
     batch: dict[str, list] = defaultdict(list)
-    for item_id in sorted(per_item):
-        answers = per_item[item_id]
-
-        def point_sets(kind: str, answers=answers):
-            return [np.array([[p["x"] * RICHHF_SIZE, p["y"] * RICHHF_SIZE] for p in pts if p.get("kind") == kind],
-                             dtype=np.float64).reshape(-1, 2) for pts, _, _ in answers]
-
-        tokens = prompt_tokens(prompts[item_id])
+    for item_id, answers in _rich_answers_by_item(project, cutoff_id):
+        name, prompt = items[item_id]
+        tokens = prompt_tokens(prompt)
         votes = np.zeros((len(answers), len(tokens)), dtype=bool)
         for r, (_, words, _) in enumerate(answers):
             for w in words:
@@ -319,14 +405,13 @@ def write_richhf(root: Path, *, project: Project, cutoff_id: int | None) -> dict
                     votes[r, w] = True
         misaligned = keyword_majority(votes) if len(tokens) else np.zeros(0, dtype=bool)
         batch["item_id"].append(item_id)
-        batch["filename"].append(items[item_id])
-        batch["prompt"].append(prompts[item_id])
+        batch["filename"].append(name)
+        batch["prompt"].append(prompt)
         batch["n_raters"].append(len(answers))
-        batch["artifact_map"].append(_png(consolidate(point_sets("artifact"), RICHHF_SIZE, RICHHF_SIZE, radius)))
-        batch["misalignment_map"].append(
-            _png(consolidate(point_sets("misalignment"), RICHHF_SIZE, RICHHF_SIZE, radius)))
+        batch["artifact_map"].append(heatmap_png(answers, "artifact"))
+        batch["misalignment_map"].append(heatmap_png(answers, "misalignment"))
         batch["prompt_misalignment_label"].append(" ".join("0" if m else "1" for m in misaligned))
-        for column, dim in names.items():
+        for column, dim in RICHHF_SCORES.items():
             values = [s[dim] for _, _, s in answers if s.get(dim) is not None]
             batch[column].append(float(np.mean(values)) if values else None)
         if len(batch["item_id"]) >= 500:

@@ -23,7 +23,6 @@ from annotator.models import DEMOGRAPHIC_FIELDS, Project, RankAnswer
 from ranking import jobs, loaders
 from ranking.core.bt import fit_bt
 from ranking.core.errors import ConvergenceError
-from ranking.core.hbt import fit_hbt, heldout_log_loss
 from ranking.core.pairwise import comparison_components, outcome_counts
 from ranking.loaders import ComparisonData
 from ranking.models import DEFAULT_ALPHA, FitModel, FitRun, FitStatus, ItemScore, RaterItemOffset
@@ -278,6 +277,10 @@ def _fit_bt(*, run: FitRun, data: ComparisonData, timings: dict, progress: Calla
 
 def _fit_hbt(*, run: FitRun, data: ComparisonData, timings: dict, progress: Callable[[float], None]) -> jobs.Outcome:
     """Hierarchical fit: first on a hold-out split (the predictive comparison, and τ), then on all data."""
+    # imported here: the hierarchical fit runs in torch, whose import costs ~1 s and ~300 MB of resident
+    # memory — every web process and every other job would otherwise pay it without using it
+    from ranking.core.hbt import fit_hbt, heldout_log_loss
+
     params = run.params
     n_items, n_raters = len(data.item_ids), len(data.rater_ids)
     tied = data.tied if data.tied.any() else None

@@ -29,7 +29,7 @@ from ranking.models import DatasetRelease
 KIND = jobs.job_kind_register(name="dataset_release", model=DatasetRelease,
                               task_name="ranking.dataset_release_execute")
 DEFAULT_K = 5
-TABLES = ("judgments", "rankings", "annotations", "items", "fits", "richhf")
+TABLES = ("judgments", "rankings", "annotations", "items", "fits", "rater_offsets", "richhf")
 CONFIG_DESCRIPTIONS = {
     "judgments": "pairwise judgments: the two images in screen order, the choice, ties, the rater's pseudonym "
                  "and released demographics, the instruction version, response time",
@@ -38,13 +38,15 @@ CONFIG_DESCRIPTIONS = {
                    "image), misaligned word indices, 1-5 scores, checklist answers",
     "items": "the images: file, sha256, prompt, source model, metadata, newest metric scores, gate decisions",
     "fits": "the newest Bradley-Terry fit: each image's strength with a 95% CI",
+    "rater_offsets": "the newest hierarchical Bradley-Terry fit's per-rater offsets: a rater's personal strength "
+                     "of an image is population_strength + offset (stored where the rater judged the image)",
     "richhf": "per-image consolidated records in RichHF-18K's form (512x512 8-bit PNG artifact and "
               "misalignment maps, prompt_misalignment_label with 0 = misaligned, the four mean scores)",
 }
 
 
 def _params(*, include_images: bool = False, k: int = DEFAULT_K, exclude_free_text: bool = False,
-            licence: str = "", title: str = "") -> dict:
+            licence: str = "", title: str = "", include_rater_offsets: bool = False) -> dict:
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 1000:
         raise InvalidInput("k (the smallest demographic cell released) must be a whole number from 1 to 1000.",
                            field="k")
@@ -54,7 +56,8 @@ def _params(*, include_images: bool = False, k: int = DEFAULT_K, exclude_free_te
     if len(title or "") > 200:
         raise InvalidInput("The title is at most 200 characters.", field="title")
     return {"include_images": bool(include_images), "k": k, "exclude_free_text": bool(exclude_free_text),
-            "licence": licence or "other", "title": (title or "").strip()}
+            "licence": licence or "other", "title": (title or "").strip(),
+            "include_rater_offsets": bool(include_rater_offsets)}
 
 
 def release_request(*, project: Project, user=None, **options) -> DatasetRelease:
@@ -76,7 +79,7 @@ def release_estimate(*, project: Project) -> dict:
 
 def _card(*, project: Project, params: dict, manifest: dict, demo_meta: dict, cutoffs: dict, released_at) -> str:
     configs = [{"config_name": name, "data_files": [{"split": "train", "path": f"{name}/*.parquet"}]}
-               for name in TABLES if manifest["tables"][name]["rows"]]
+               for name in TABLES if manifest["tables"].get(name, {}).get("rows")]
     metadata = {"license": params["licence"], "pretty_name": params["title"] or project.name,
                 "tags": ["human-preference", "text-to-image", "pairwise-comparison"],
                 "configs": configs}
@@ -90,7 +93,8 @@ def _card(*, project: Project, params: dict, manifest: dict, demo_meta: dict, cu
         "project": project, "params": params, "manifest": manifest, "demo": demo_meta, "cutoffs": cutoffs,
         "released_at": released_at, "sheet": sheet,
         # a list, not the dict: a table is named "items", which a template would read as the dict's key
-        "tables": [(name, manifest["tables"][name]["rows"], CONFIG_DESCRIPTIONS[name]) for name in TABLES],
+        "tables": [(name, manifest["tables"][name]["rows"], CONFIG_DESCRIPTIONS[name]) for name in TABLES
+                   if name in manifest["tables"]],
     })
     return "---\n" + yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True) + "---\n\n" + body
 
@@ -101,8 +105,8 @@ def release_write(*, project: Project, root: Path, params: dict, salt: str, cuto
     root.mkdir(parents=True, exist_ok=False)
     demographics, demo_meta = release_files.demographic_table(project=project, k=params["k"],
                                                               exclude_free_text=params["exclude_free_text"])
-    pseudonym = release_files.Pseudonyms(salt)
-    common = {"project": project, "pseudonym": pseudonym, "demographics": demographics, "demo_meta": demo_meta}
+    raters = release_files.ReleasedRaters(project=project, salt=salt, demographics=demographics, demo_meta=demo_meta)
+    common = {"project": project, "raters": raters}
     manifest = {"tables": {}}
     manifest["tables"]["judgments"] = release_files.write_judgments(root, cutoff_id=cutoffs["judgment"], **common)
     step(0.35)
@@ -112,6 +116,8 @@ def release_write(*, project: Project, root: Path, params: dict, salt: str, cuto
     step(0.6)
     manifest["tables"]["items"] = release_files.write_items(root, project=project)
     manifest["tables"]["fits"] = release_files.write_fits(root, project=project)
+    if params.get("include_rater_offsets"):  # asked for (older releases' params lack the key)
+        manifest["tables"]["rater_offsets"] = release_files.write_rater_offsets(root, project=project, raters=raters)
     manifest["tables"]["richhf"] = release_files.write_richhf(root, project=project, cutoff_id=cutoffs["annotation"])
     step(0.8)
     if params["include_images"]:

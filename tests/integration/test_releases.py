@@ -17,7 +17,8 @@ from annotator import selectors as annotator_selectors
 from annotator import services
 from annotator.feedback import prompt_tokens
 from annotator.models import Rater
-from ranking.models import DatasetRelease, FitRun, Metric, MetricRun, MetricScore
+from ranking import release_files
+from ranking.models import DatasetRelease, FitRun, ItemScore, Metric, MetricRun, MetricScore, RaterItemOffset
 from ranking.services import fit_runs, gates, releases
 from tests.factories import ItemFactory, UserFactory
 
@@ -181,3 +182,42 @@ def test_pages_api_command_and_permissions(study, client, researcher, enqueued, 
     call_command("dataset_release", project.slug, "--out", str(out), "--images", stdout=io.StringIO())
     assert (out / "README.md").exists() and len(list((out / "images").iterdir())) == 4
     assert Rater.objects.filter(project=project).count() == 3
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (3, 1), (7, 300)])
+def test_release_pngs_decode_to_the_same_grey_levels(shape):
+    """The release's own PNG writer round-trips through Pillow, for every grey level and odd sizes."""
+    from ranking.release_files import png_grey8
+
+    rng = np.random.default_rng(shape[1])
+    grey = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    grey[:, ::5] = 255  # white columns next to dark ones
+    decoded = Image.open(io.BytesIO(png_grey8(grey)))
+    assert decoded.mode == "L" and decoded.size == (shape[1], shape[0])
+    np.testing.assert_array_equal(np.asarray(decoded), grey)
+
+
+def test_per_rater_offsets_only_when_asked(study, enqueued):
+    project, _, raters = study
+    _, root = _release(project)
+    assert not (root / "rater_offsets").exists()
+    assert "rater_offsets" not in (root / "README.md").read_text()
+    fit = fit_runs.fit_run_request(project=project, model="hbt")
+    fit_runs.fit_run_execute(fit_run_id=fit.pk)
+    fit.refresh_from_db()
+    assert fit.status == "succeeded", fit.error
+    release, root = _release(project, include_rater_offsets=True)
+    offsets = list(load_dataset(root, "rater_offsets"))
+    stored = RaterItemOffset.objects.filter(fit=fit)
+    assert len(offsets) == stored.count() > 0 and release.manifest["tables"]["rater_offsets"]["fit_id"] == fit.pk
+    # the same pseudonyms as the judgments table of this release; population strength + offset per row
+    judged_by = {r["rater"] for r in load_dataset(root, "judgments")}
+    assert {r["rater"] for r in offsets} <= judged_by
+    strengths = dict(ItemScore.objects.filter(fit=fit).values_list("item_id", "strength"))
+    by_key = {(r.rater_id, r.item_id): r.offset for r in stored}
+    pseudonym_of = {r.pk: release_files.pseudonym(release.salt, r.public_id) for r in raters}
+    for row in offsets:
+        rater_id = next(pk for pk, p in pseudonym_of.items() if p == row["rater"])
+        assert row["offset"] == pytest.approx(by_key[(rater_id, row["item_id"])])
+        assert row["population_strength"] == pytest.approx(strengths[row["item_id"]])
+    assert "`rater_offsets`" in (root / "README.md").read_text()

@@ -519,3 +519,51 @@ def test_importing_heatmaps_does_not_import_django():
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --- coverage counts and 8-bit maps (the release's RichHF path) ------------------------------------
+
+
+def _summed_disk_maps(point_sets, height, width, radius):
+    return sum((hm.disk_map(p, height, width, radius) for p in point_sets), np.zeros((height, width), np.float32))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_coverage_counts_equal_the_sum_of_disk_maps(seed):
+    rng = np.random.default_rng(seed)
+    height, width, radius = 61, 47, 6.3
+    # overlapping points of one rater (counted once), points on the border and corners, empty raters
+    point_sets = [np.column_stack([rng.uniform(0, width, n), rng.uniform(0, height, n)])
+                  for n in rng.integers(0, 5, size=12)]
+    point_sets.append(np.array([[0.0, 0.0], [width, height], [1.0, 1.5]]))
+    counts = hm.coverage_counts(point_sets, height, width, radius)
+    assert counts.dtype == np.uint8
+    np.testing.assert_array_equal(counts, _summed_disk_maps(point_sets, height, width, radius))
+    np.testing.assert_array_equal(hm.consolidate(point_sets, height, width, radius),
+                                  _summed_disk_maps(point_sets, height, width, radius) / np.float32(len(point_sets)))
+
+
+def test_coverage_counts_widen_the_dtype_past_255_raters():
+    point_sets = [np.array([[5.0, 5.0]])] * 300
+    counts = hm.coverage_counts(point_sets, 10, 10, 2.0)
+    assert counts.dtype == np.uint16 and counts[5, 5] == 300 and counts[0, 0] == 0
+
+
+def test_coverage_counts_name_the_bad_rater():
+    with pytest.raises(ValueError, match=r"point_sets\[1\] must lie inside the image"):
+        hm.coverage_counts([[[1, 1]], [[50, 1]]], 10, 10, 2.0)
+
+
+@pytest.mark.parametrize("n_raters", [1, 3, 7, 20, 255])
+def test_heatmap_8bit_equals_rounding_the_float_map(n_raters):
+    rng = np.random.default_rng(n_raters)
+    point_sets = [rng.uniform(0, 40, size=(int(rng.integers(0, 4)), 2)) for _ in range(n_raters)]
+    counts = hm.coverage_counts(point_sets, 40, 40, 5.0)
+    expected = np.clip(np.rint(hm.consolidate(point_sets, 40, 40, 5.0) * 255), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(hm.heatmap_8bit(counts, n_raters), expected)
+
+
+def test_heatmap_8bit_of_no_raters_is_black_and_bad_counts_are_refused():
+    assert not hm.heatmap_8bit(np.zeros((3, 3), np.uint8), 0).any()
+    with pytest.raises(ValueError, match="counts must lie in 0 … n_raters"):
+        hm.heatmap_8bit(np.full((2, 2), 4, np.uint8), 3)

@@ -18,9 +18,11 @@ class Command(BaseCommand):
         parser.add_argument("--k", type=int, default=releases.DEFAULT_K,
                             help="Suppress demographic answers given by fewer raters (default 5).")
         parser.add_argument("--no-free-text", action="store_true", help="Leave out country and languages.")
+        parser.add_argument("--rater-offsets", action="store_true",
+                            help="Add the newest hierarchical fit's per-rater offsets (table rater_offsets).")
         parser.add_argument("--licence", default="", help="The licence identifier for the card.")
 
-    def handle(self, *args, slug, out, images, k, no_free_text, licence, **options):
+    def handle(self, *args, slug, out, images, k, no_free_text, licence, rater_offsets, **options):
         project = Project.objects.filter(slug=slug).first()
         if project is None:
             raise CommandError(f"No project {slug!r}.")
@@ -28,7 +30,8 @@ class Command(BaseCommand):
         if root.exists():
             raise CommandError(f"{root} exists already: give a new folder.")
         release = releases.release_make_now(project=project, include_images=images, k=k,
-                                            exclude_free_text=no_free_text, licence=licence)
+                                            exclude_free_text=no_free_text, licence=licence,
+                                            include_rater_offsets=rater_offsets)
         if release.status != "succeeded":
             raise CommandError(f"Release #{release.pk} failed: {release.error}")
         try:
