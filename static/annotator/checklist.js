@@ -1,8 +1,17 @@
 // Checklist page: yes/no questions grouped by dimension. Y / N answer the highlighted question and move on.
-import { byId as $, fetchNextTask, loadImage, showProgress, statusLine, submitAnswer, withModifier } from "./client.js";
+// Z (or ⤢, or a click on the image) shows the image at full size. A key or tap while an answer is saved or
+// the next image loads is not used, and the page says so.
+import {
+  byId as $, fetchNextTask, fitImage, isShortcutKey, keyNotice, loadImage, notUsedReason, openZoom, showProgress,
+  statusLine, submitAnswer, withModifier, zoomIsOpen,
+} from "./client.js";
 
 const app = $("checklist-app");
 const setStatus = statusLine($("status"));
+const notice = keyNotice($("key-notice"));
+const notUsed = () => notice(notUsedReason(app, "image"));
+const img = $("checklist-img");
+const fit = () => fitImage(img, img.parentElement.parentElement.clientWidth);
 const state = { task: null, shownAt: null, busy: true, answers: {}, focus: 0 };
 
 function questions() { return state.task ? state.task.assignment.checklist : []; }
@@ -18,7 +27,8 @@ function focusQuestion(i) {
 
 function answer(i, value) {
   const q = questions()[i];
-  if (!q || state.busy) return;
+  if (state.busy) { notUsed(); return; }
+  if (!q) return;
   state.answers[q.id] = value;
   const row = rows()[i];
   row.classList.remove("missing");
@@ -68,9 +78,9 @@ async function next(given = null) {
   state.busy = true;
   app.dataset.state = "loading";
   state.task = null;
-  setStatus("Loading…");
+  setStatus("Loading the next image…");
   const data = await fetchNextTask(app, "checklist", setStatus, given);
-  if (!data) return;
+  if (!data) { app.dataset.state = "error"; return; }
   const a = data.assignment;
   // Group the questions by dimension (in order of first appearance), keeping their order within a group.
   const order = [...new Set(a.checklist.map((q) => q.dimension))];
@@ -80,7 +90,8 @@ async function next(given = null) {
   state.answers = {};
   state.task = data;
   render(a.checklist);
-  await loadImage($("checklist-img"), a.image.url).catch(() => {}); // a broken image still shows the questions
+  await loadImage(img, a.image.url).catch(() => {}); // a broken image still shows the questions
+  fit();
   state.shownAt = performance.now();
   state.busy = false;
   setStatus("");
@@ -89,7 +100,7 @@ async function next(given = null) {
 }
 
 async function submit() {
-  if (state.busy || !state.task) return;
+  if (state.busy || !state.task) { notUsed(); return; }
   const missing = questions().filter((q) => q.required && !(q.id in state.answers));
   if (missing.length) {
     rows().forEach((r) => {
@@ -101,6 +112,8 @@ async function submit() {
     return;
   }
   state.busy = true;
+  app.dataset.state = "saving";
+  notice("");
   const a = state.task.assignment;
   setStatus("Saving…");
   const { outcome, next: following } = await submitAnswer(app, a.id, {
@@ -111,14 +124,22 @@ async function submit() {
   if (outcome === "navigating") return;
   if (outcome === "refused") {
     state.busy = false;
+    app.dataset.state = "ready";
     return;
   }
   await next(following);
 }
 
+function zoom() {
+  if (app.dataset.state === "loading") { notUsed(); return; } // the previous image is still shown
+  openZoom([{ img, label: "The image" }]);
+}
+
 document.addEventListener("keydown", (event) => {
-  if (withModifier(event) || state.busy) return;
+  if (zoomIsOpen() || withModifier(event)) return;
   const key = event.key.toLowerCase();
+  if (key === "z") { event.preventDefault(); zoom(); return; }
+  if (state.busy) { if (isShortcutKey(event)) notUsed(); return; }
   if (key === "y" || key === "n") {
     event.preventDefault();
     answer(state.focus, key === "y");
@@ -132,4 +153,8 @@ document.addEventListener("keydown", (event) => {
   }
 });
 $("checklist-submit").addEventListener("click", submit);
+$("checklist-zoom").addEventListener("click", zoom);
+img.addEventListener("click", zoom);
+new ResizeObserver(fit).observe(img.parentElement.parentElement);
+window.addEventListener("resize", fit);
 next();

@@ -29,6 +29,15 @@ export function loadImage(img, src) {
   });
 }
 
+// Size ``img`` (loaded) to ``width`` CSS px and ``heightShare`` of the window's height (at least 240 px),
+// keeping its aspect ratio and scaling small images up: the whole image, as large as the page allows.
+export function fitImage(img, width, heightShare = 0.7) {
+  if (!img.naturalWidth || !img.naturalHeight || !(width > 0)) return;
+  const scale = Math.min(width / img.naturalWidth, Math.max(240, heightShare * window.innerHeight) / img.naturalHeight);
+  img.style.width = `${Math.floor(img.naturalWidth * scale)}px`;
+  img.style.height = `${Math.floor(img.naturalHeight * scale)}px`;
+}
+
 // Keys pressed with Alt, Ctrl or Meta belong to the browser, not to the page's shortcuts.
 export const withModifier = (event) => event.altKey || event.ctrlKey || event.metaKey;
 
@@ -125,3 +134,109 @@ export async function fetchNextTask(app, kind, setStatus, given = null) {
   if (data.assignment.kind !== kind && app.dataset.taskUrl) { window.location.assign(app.dataset.taskUrl); return null; }
   return data;
 }
+
+// --- keys and taps that come while the page is busy --------------------------------------------------
+
+// A key the rater pages use as a shortcut (a letter, a digit, Enter or an arrow), pressed without Alt,
+// Ctrl or Meta. Space and Tab are left to the browser (they toggle and move focus).
+export const isShortcutKey = (event) => !withModifier(event)
+  && ((event.key.length === 1 && event.key !== " ") || ["Enter", "ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown"].includes(event.key));
+
+// A notice for a key press or tap that came while the page was saving an answer or loading the next task.
+// Nothing is applied blind (to a task the rater has not seen yet), and nothing is dropped silently either:
+// ``say(text)`` shows the reason in #key-notice (a toast that covers nothing the rater must tap) for a few
+// seconds; ``say("")`` hides it at once.
+export function keyNotice(el, { showForMs = 4000 } = {}) {
+  let timer = null;
+  return (text) => {
+    clearTimeout(timer);
+    el.textContent = text;
+    if (text) timer = setTimeout(() => { el.textContent = ""; }, showForMs);
+  };
+}
+
+// The reason an input was not used, for a page whose #...-app element has data-state loading / saving.
+export function notUsedReason(app, noun) {
+  if (app.dataset.state === "saving") return "Your answer is still being saved — that was not used.";
+  if (app.dataset.state === "loading") return `Wait for the next ${noun} — your key or tap was not used.`;
+  return "";
+}
+
+// --- images at full size ----------------------------------------------------------------------------
+
+// One <dialog> shared by the page: an image at its natural size (1 image pixel = 1 CSS pixel), scrollable,
+// over the whole window. Esc, Z, a click or the close button shut it; with several images, ← → switch
+// between them. Keys pressed while it is open never reach the page's own shortcuts, so zooming never
+// answers a task.
+let zoom = null;
+
+function zoomDialog() {
+  if (zoom) return zoom;
+  const dialog = document.createElement("dialog");
+  dialog.className = "zoom";
+  dialog.id = "zoom";
+  dialog.setAttribute("aria-label", "Image at full size");
+  const bar = document.createElement("div");
+  bar.className = "zoom-bar";
+  const caption = document.createElement("span");
+  caption.className = "zoom-caption";
+  const close = document.createElement("button");
+  close.type = "button";
+  close.className = "zoom-close";
+  close.textContent = "✕ Close";
+  bar.append(caption, close);
+  const stage = document.createElement("div");
+  stage.className = "zoom-stage";
+  const img = document.createElement("img");
+  img.id = "zoom-img";
+  img.draggable = false;
+  stage.append(img);
+  dialog.append(bar, stage);
+  document.body.append(dialog);
+  zoom = { dialog, caption, img, images: [], index: 0 };
+  dialog.tabIndex = -1; // focused when open, so that ↑ ↓ PgUp PgDn scroll the image
+  dialog.addEventListener("click", () => dialog.close());
+  dialog.addEventListener("close", () => {
+    if (dialog.contains(document.activeElement)) document.activeElement.blur(); // keys go back to the page
+  });
+  // Capture on window: whatever has the focus, a key pressed while the zoom is open is the zoom's alone.
+  window.addEventListener("keydown", (event) => {
+    if (!dialog.open) return;
+    event.stopPropagation();
+    if (withModifier(event)) return;
+    const k = event.key;
+    if (k === "z" || k === "Z") { event.preventDefault(); dialog.close(); return; }
+    if ((k === "ArrowLeft" || k === "ArrowRight") && zoom.images.length > 1) {
+      event.preventDefault();
+      showZoomed(zoom.index + (k === "ArrowLeft" ? -1 : 1));
+    }
+  }, true);
+  return zoom;
+}
+
+function showZoomed(index) {
+  const z = zoom;
+  z.index = Math.max(0, Math.min(index, z.images.length - 1));
+  const { img: source, label } = z.images[z.index];
+  z.img.src = source.currentSrc || source.src;
+  z.img.alt = `${label} at full size`;
+  const size = source.naturalWidth ? ` · ${source.naturalWidth} × ${source.naturalHeight} px` : "";
+  const switcher = z.images.length > 1 ? " · ← → other image" : "";
+  z.caption.textContent = `${label}${size}${switcher} · Esc or click to close`;
+  z.dialog.scrollTo(0, 0);
+}
+
+// Open the zoom on ``images`` ([{img, label}], the page's <img> elements), showing ``index`` first.
+// Returns false (and opens nothing) when that image has not loaded.
+export function openZoom(images, index = 0) {
+  const shown = images[index]?.img;
+  if (!shown || !shown.complete || !shown.naturalWidth) return false;
+  const z = zoomDialog();
+  z.images = images;
+  showZoomed(index);
+  if (!z.dialog.open) z.dialog.showModal();
+  z.dialog.focus();
+  return true;
+}
+
+export const zoomIsOpen = () => Boolean(zoom && zoom.dialog.open);

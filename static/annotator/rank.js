@@ -3,11 +3,18 @@
 // Keys: 1–9 (0 for the 10th) select the image in that slot; ← → move it one place; = ties it with the
 // image(s) before it (again: unties it), only where the project allows ties; Enter submits.
 // The ranking is sent as groups of item ids, best first ([[7], [3, 9], [4]]: 3 and 9 tied second).
-import { byId as $, fetchNextTask, loadImage, showProgress, statusLine, submitAnswer, withModifier } from "./client.js";
+// Z (or an image's ⤢ button) shows the selected image at full size (← → the others; Esc closes).
+// A key or tap while an answer is saved or the next images load is not used, and the page says so.
+import {
+  byId as $, fetchNextTask, isShortcutKey, keyNotice, loadImage, notUsedReason, openZoom, showProgress, statusLine,
+  submitAnswer, withModifier, zoomIsOpen,
+} from "./client.js";
 
 const app = $("rank-app");
 const list = $("rank-list");
 const setStatus = statusLine($("status"));
+const notice = keyNotice($("key-notice"));
+const notUsed = () => notice(notUsedReason(app, "images"));
 const state = { task: null, groups: [], items: new Map(), selected: null, shownAt: null, busy: true, allowTie: false };
 const DRAG_THRESHOLD_PX = 6;
 
@@ -135,6 +142,7 @@ function makeCard(id) {
   tools.append(tool("Move one place better (left)", "◀", () => move(id, -1)),
                tool("Move one place worse (right)", "▶", () => move(id, +1)));
   if (state.allowTie) tools.append(tool("Tie with the image before it (again: untie)", "=", () => toggleTie(id)));
+  tools.append(tool("Show this image at full size", "⤢", () => zoom(id)));
   li.append(tools);
   li.addEventListener("pointerdown", (event) => startDrag(event, li));
   li.addEventListener("focus", () => { if (state.selected !== id) select(id); });
@@ -155,7 +163,8 @@ function select(id) {
 let drag = null;
 
 function startDrag(event, li) {
-  if (state.busy || event.button > 0 || event.target.closest("button")) return;
+  if (event.button > 0 || event.target.closest("button")) return;
+  if (state.busy) { notUsed(); return; }
   select(Number(li.dataset.id));
   drag = { li, id: Number(li.dataset.id), x0: event.clientX, y0: event.clientY, moving: false, target: null };
   li.setPointerCapture(event.pointerId);
@@ -211,9 +220,9 @@ async function next(given = null) {
   state.busy = true;
   app.dataset.state = "loading";
   state.task = null;
-  setStatus("Loading…");
+  setStatus("Loading the next images…");
   const data = await fetchNextTask(app, "rank", setStatus, given);
-  if (!data) return;
+  if (!data) { app.dataset.state = "error"; return; }
   const a = data.assignment;
   showProgress(data.progress);
   state.task = data;
@@ -228,6 +237,7 @@ async function next(given = null) {
   try {
     await Promise.all(a.items.map((item) => loadImage(list.querySelector(`li[data-id="${item.id}"] img`), item.image)));
   } catch (err) {
+    app.dataset.state = "error";
     setStatus(`${err.message}; reload the page to try again.`, "error");
     return;
   }
@@ -239,9 +249,10 @@ async function next(given = null) {
 }
 
 async function submit() {
-  if (state.busy || !state.task) return;
+  if (state.busy || !state.task) { notUsed(); return; }
   state.busy = true;
   app.dataset.state = "saving";
+  notice("");
   setStatus("Saving…");
   const a = state.task.assignment;
   const { outcome, next: following } = await submitAnswer(app, a.id, {
@@ -258,9 +269,23 @@ async function submit() {
   await next(following);
 }
 
+// The images at full size, in their current order, starting with ``id``'s.
+function zoom(id) {
+  if (state.busy || !state.task) { notUsed(); return; }
+  const order = flat();
+  const images = order.map((itemId, slot) => ({
+    img: list.querySelector(`li[data-id="${itemId}"] img`), label: `Image ${slot + 1} of ${order.length}`,
+  }));
+  openZoom(images, Math.max(0, order.indexOf(id)));
+}
+
 document.addEventListener("keydown", (event) => {
-  if (withModifier(event) || state.busy || !state.task) return;
-  if (/^[0-9]$/.test(event.key)) {
+  if (zoomIsOpen() || withModifier(event)) return;
+  if (state.busy || !state.task) { if (isShortcutKey(event)) notUsed(); return; }
+  if (event.key === "z" || event.key === "Z") {
+    event.preventDefault();
+    zoom(state.selected ?? flat()[0]);
+  } else if (/^[0-9]$/.test(event.key)) {
     const slot = event.key === "0" ? 10 : Number(event.key);
     const id = flat()[slot - 1];
     if (id !== undefined) { event.preventDefault(); select(id); }
@@ -279,5 +304,6 @@ $("rank-submit").addEventListener("click", submit);
 list.addEventListener("click", (event) => {
   const li = event.target.closest("li.rank-card");
   if (li && !state.busy) select(Number(li.dataset.id));
+  else if (li) notUsed();
 });
 next();

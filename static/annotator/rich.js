@@ -1,10 +1,21 @@
 // Rich feedback page (RichHF-18K protocol): points of two kinds on the image, misaligned prompt words,
 // Likert 1–5 scores. Points are kept in image coordinates normalised to [0, 1]; each is drawn as a disk of
 // radius effective_radius × displayed image height in an SVG overlay sized to the displayed image.
-import { byId as $, fetchNextTask, loadImage, showProgress, statusLine, submitAnswer, withModifier } from "./client.js";
+// The image is drawn as large as its column and 70 % of the window's height allow (small images are scaled
+// up); each point's centre is a coloured disc in a white ring and a dark one, visible on any image.
+// A key or tap while an answer is saved or the next image loads is not used, and the page says so; after an
+// answer the next image is scrolled into view when it is off screen (a phone, with the scores below it).
+import {
+  byId as $, fetchNextTask, fitImage, isShortcutKey, keyNotice, loadImage, notUsedReason, openZoom, showProgress, statusLine,
+  submitAnswer, withModifier, zoomIsOpen,
+} from "./client.js";
 
 const app = $("rich-app");
 const setStatus = statusLine($("status"));
+const notice = keyNotice($("key-notice"));
+const notUsed = () => notice(notUsedReason(app, "image"));
+const CENTRE_R = 8; // px: the coloured disc of a point (white ring included)
+const HIT_R = 14; // px: a tap or click this close to a point's centre removes the point
 const SVG = "http://www.w3.org/2000/svg";
 const state = {
   task: null, shownAt: null, busy: true, kind: "artifact",
@@ -16,6 +27,19 @@ const state = {
 function setKind(kind) {
   state.kind = kind;
   app.querySelectorAll(".kind-button").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.kind === kind)));
+}
+
+function fit() {
+  fitImage($("rich-img"), $("rich-canvas").parentElement.clientWidth);
+}
+
+function circle(cls, cx, cy, r) {
+  const c = document.createElementNS(SVG, "circle");
+  c.setAttribute("class", cls);
+  c.setAttribute("cx", cx);
+  c.setAttribute("cy", cy);
+  c.setAttribute("r", r);
+  return c;
 }
 
 function drawPoints() {
@@ -31,21 +55,16 @@ function drawPoints() {
   state.points.forEach((p, i) => {
     const g = document.createElementNS(SVG, "g");
     g.setAttribute("class", `point ${p.kind}`);
-    const disk = document.createElementNS(SVG, "circle");
-    disk.setAttribute("class", "disk");
-    disk.setAttribute("cx", p.x * w);
-    disk.setAttribute("cy", p.y * h);
-    disk.setAttribute("r", r);
-    const centre = document.createElementNS(SVG, "circle");
-    centre.setAttribute("class", "centre");
-    centre.setAttribute("cx", p.x * w);
-    centre.setAttribute("cy", p.y * h);
-    centre.setAttribute("r", 7);
-    centre.dataset.index = String(i);
+    const [cx, cy] = [p.x * w, p.y * h];
+    // Dark under-strokes keep the coloured outline and disc visible on light and on busy images; the white
+    // ring keeps them visible on dark ones.
+    const hit = circle("hit", cx, cy, HIT_R);
+    hit.dataset.index = String(i);
     const title = document.createElementNS(SVG, "title");
-    title.textContent = `${p.kind} point (click to remove)`;
-    centre.append(title);
-    g.append(disk, centre);
+    title.textContent = `${p.kind} point (click or tap to remove)`;
+    hit.append(title);
+    g.append(circle("disk-edge", cx, cy, r), circle("disk", cx, cy, r), circle("halo", cx, cy, CENTRE_R + 2),
+             circle("centre", cx, cy, CENTRE_R), hit);
     svg.append(g);
   });
   const n = (k) => state.points.filter((p) => p.kind === k).length;
@@ -53,10 +72,11 @@ function drawPoints() {
 }
 
 function onPointer(event) {
-  if (state.busy || !state.task || event.button > 0) return;
+  if (event.button > 0) return;
+  if (state.busy || !state.task) { notUsed(); return; }
   event.preventDefault();
   const target = event.target;
-  if (target.classList && target.classList.contains("centre")) {
+  if (target.dataset && target.dataset.index !== undefined) {
     const index = Number(target.dataset.index);
     const [removed] = state.points.splice(index, 1);
     state.history.push({ type: "remove", point: removed, index });
@@ -108,7 +128,7 @@ function renderWords(tokens) {
     b.dataset.index = String(i);
     b.setAttribute("aria-pressed", "false");
     b.textContent = word; // prompts are user text: never innerHTML
-    b.addEventListener("click", () => { if (!state.busy) toggleWord(i); });
+    b.addEventListener("click", () => { if (state.busy) notUsed(); else toggleWord(i); });
     box.append(b);
   });
 }
@@ -178,7 +198,8 @@ function focusDim(i) {
 
 function setScore(i, score) {
   const d = dims()[i];
-  if (!d || state.busy) return;
+  if (state.busy) { notUsed(); return; }
+  if (!d) return;
   state.scores[d.name] = score;
   const row = rows()[i];
   row.classList.remove("missing");
@@ -188,13 +209,13 @@ function setScore(i, score) {
 
 // Flow ------------------------------------------------------------------------------------------------
 
-async function next(given = null) {
+async function next(given = null, afterAnswer = false) {
   state.busy = true;
   app.dataset.state = "loading";
   state.task = null;
-  setStatus("Loading…");
+  setStatus("Loading the next image…");
   const data = await fetchNextTask(app, "rich", setStatus, given);
-  if (!data) return;
+  if (!data) { app.dataset.state = "error"; return; }
   const a = data.assignment;
   showProgress(data.progress);
   Object.assign(state, { points: [], words: new Set(), scores: {}, history: [], focus: 0 });
@@ -203,19 +224,29 @@ async function next(given = null) {
   try {
     await loadImage($("rich-img"), a.image.url);
   } catch (err) {
+    app.dataset.state = "error";
     setStatus(`${err.message}; reload the page to try again.`, "error");
     return;
   }
   state.task = data;
+  fit();
   drawPoints();
   state.shownAt = performance.now();
   state.busy = false;
   setStatus("");
   app.dataset.state = "ready";
+  if (afterAnswer) showNextImage();
+}
+
+// After an answer: when the new image's top is off screen (on a phone the scores and the submit button
+// are below the image), scroll the task's top (progress, prompt, image) into view.
+function showNextImage() {
+  const top = $("rich-canvas").getBoundingClientRect().top;
+  if (top < 0 || top > window.innerHeight - 120) app.scrollIntoView({ block: "start" });
 }
 
 async function submit() {
-  if (state.busy || !state.task) return;
+  if (state.busy || !state.task) { notUsed(); return; }
   const missing = dims().filter((d) => !state.scores[d.name]);
   if (missing.length) {
     rows().forEach((r) => r.classList.toggle("missing", !state.scores[r.dataset.dim]));
@@ -224,6 +255,8 @@ async function submit() {
     return;
   }
   state.busy = true;
+  app.dataset.state = "saving";
+  notice("");
   const a = state.task.assignment;
   setStatus("Saving…");
   const { outcome, next: following } = await submitAnswer(app, a.id, {
@@ -236,19 +269,28 @@ async function submit() {
   if (outcome === "navigating") return;
   if (outcome === "refused") {
     state.busy = false;
+    app.dataset.state = "ready";
     return;
   }
-  await next(following);
+  await next(following, true);
+}
+
+function zoom() {
+  if (app.dataset.state === "loading") { notUsed(); return; } // the previous image is still shown
+  openZoom([{ img: $("rich-img"), label: "The image" }]);
 }
 
 document.addEventListener("keydown", (event) => {
+  if (zoomIsOpen()) return;
   if ((event.ctrlKey || event.metaKey) && !event.altKey && event.key.toLowerCase() === "z") {
     event.preventDefault();
-    if (!state.busy) undo();
+    if (state.busy) notUsed(); else undo();
     return;
   }
-  if (withModifier(event) || state.busy) return;
+  if (withModifier(event)) return;
   const key = event.key.toLowerCase();
+  if (key === "z") { event.preventDefault(); zoom(); return; }
+  if (state.busy) { if (isShortcutKey(event)) notUsed(); return; }
   if (key === "a" || key === "m") { setKind(key === "a" ? "artifact" : "misalignment"); event.preventDefault(); return; }
   if (event.key === "Enter") { event.preventDefault(); submit(); return; }
   if (event.key === "ArrowDown" || event.key === "ArrowUp") {
@@ -268,8 +310,24 @@ document.addEventListener("keydown", (event) => {
 });
 
 app.querySelectorAll(".kind-button").forEach((b) => b.addEventListener("click", () => setKind(b.dataset.kind)));
-$("undo").addEventListener("click", () => { if (!state.busy) undo(); });
+$("undo").addEventListener("click", () => { if (state.busy) notUsed(); else undo(); });
+$("rich-zoom").addEventListener("click", zoom);
 $("rich-submit").addEventListener("click", submit);
-$("rich-overlay").addEventListener("pointerdown", onPointer);
+// Mouse and pen mark on press; a finger marks on a tap (lifted where it touched down), so that a swipe
+// across the image still scrolls the page on a phone.
+let touch = null;
+$("rich-overlay").addEventListener("pointerdown", (event) => {
+  if (event.pointerType !== "touch") { onPointer(event); return; }
+  touch = { id: event.pointerId, x: event.clientX, y: event.clientY };
+});
+$("rich-overlay").addEventListener("pointerup", (event) => {
+  if (event.pointerType !== "touch" || !touch || touch.id !== event.pointerId) return;
+  const moved = Math.hypot(event.clientX - touch.x, event.clientY - touch.y);
+  touch = null;
+  if (moved <= 10) onPointer(event);
+});
+$("rich-overlay").addEventListener("pointercancel", () => { touch = null; });
 new ResizeObserver(() => drawPoints()).observe($("rich-img"));
+new ResizeObserver(fit).observe($("rich-canvas").parentElement);
+window.addEventListener("resize", fit);
 next();
