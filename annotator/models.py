@@ -234,16 +234,50 @@ class Rater(models.Model):
     n_repeats = models.PositiveIntegerField(default=0, help_text="Of n_judgments, answers to repeat assignments.")
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    excluded_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Set: left out of fits and statistics and handed no further task (see RaterExclusion).")
+    excluded_reason = models.TextField(blank=True, help_text="Why, as the researcher wrote it when excluding.")
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["project", "prolific_pid"], condition=~Q(prolific_pid=""), name="rater_prolific_pid_unique"
-            )
+            ),
+            models.CheckConstraint(condition=Q(excluded_at__isnull=True, excluded_reason="")
+                                   | (Q(excluded_at__isnull=False) & ~Q(excluded_reason="")),
+                                   name="rater_excluded_has_reason"),
         ]
 
     def __str__(self) -> str:
         return self.public_id
+
+
+class ExclusionAction(models.TextChoices):
+    EXCLUDE = "exclude", "Excluded"
+    INCLUDE = "include", "Included again"
+
+
+class RaterExclusion(models.Model):
+    """One researcher's decision to leave a rater out of fits and statistics, or to take them back in.
+
+    Append-only: the history is never rewritten (on PostgreSQL a trigger refuses UPDATE and DELETE;
+    migration 0014). The rater's current state is ``Rater.excluded_at`` / ``Rater.excluded_reason``,
+    written in the same transaction as the row here.
+    """
+
+    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="exclusions")
+    action = models.CharField(max_length=8, choices=ExclusionAction.choices)
+    reason = models.TextField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(action__in=["exclude", "include"]), name="raterexclusion_action_valid"),
+            models.CheckConstraint(condition=~Q(reason=""), name="raterexclusion_reason_required"),
+        ]
+        ordering = ["rater", "id"]
 
 
 PREFER_NOT = ("prefer_not", "Prefer not to say")

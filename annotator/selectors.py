@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from annotator.models import (
     Annotation,
     Assignment,
     AssignmentState,
+    Choice,
     ConsentVersion,
     Demographics,
     InstructionVersion,
@@ -26,10 +28,12 @@ from annotator.models import (
     Project,
     RankAnswer,
     Rater,
+    RaterExclusion,
     Role,
     Task,
     TaskItem,
 )
+from ranking.core.quality import QualityThresholds, RaterQuality, rater_quality_flags, straight_lining
 
 
 def instruction_current(*, project: Project) -> InstructionVersion | None:
@@ -288,6 +292,10 @@ class RaterRow:
     consent_declined_at: datetime | None
     completed_at: datetime | None
     last_answer_at: datetime | None
+    rater_id: int = 0
+    excluded_at: datetime | None = None
+    excluded_reason: str = ""
+    quality: RaterQuality | None = None
 
 
 RATER_STATUSES = {
@@ -321,8 +329,9 @@ def raters_of_project(*, project: Project, search: str = "", by_crowd_ids: bool 
     return raters
 
 
-def rater_rows(*, raters: Iterable[Rater]) -> list[RaterRow]:
-    """Rows for the given raters, with time on tasks and last answer from two grouped queries."""
+def rater_rows(*, raters: Iterable[Rater], quality: dict[int, RaterQuality] | None = None) -> list[RaterRow]:
+    """Rows for the given raters, with time on tasks and last answer from two grouped queries, and each
+    rater's quality figures and flags from ``quality`` (:func:`rater_quality_by_rater`) when given."""
     raters = list(raters)
     ids = [r.pk for r in raters]
     totals: dict[int, tuple[int, datetime | None]] = {}
@@ -343,19 +352,82 @@ def rater_rows(*, raters: Iterable[Rater]) -> list[RaterRow]:
             elapsed_s=(last - rater.created_at).total_seconds() if last else None,
             joined_at=rater.created_at, consented_at=rater.consented_at,
             consent_declined_at=rater.consent_declined_at, completed_at=rater.completed_at, last_answer_at=last,
+            rater_id=rater.pk, excluded_at=rater.excluded_at, excluded_reason=rater.excluded_reason,
+            quality=(quality or {}).get(rater.pk),
         ))
     return rows
 
 
 def rater_rows_all(*, project: Project, chunk: int = 500) -> Iterator[RaterRow]:
-    """Every rater of the project as rows, read in chunks (for the streamed CSV)."""
+    """Every rater of the project as rows with their quality flags, read in chunks (for the streamed CSV)."""
+    quality = rater_quality_by_rater(project=project)
     last_id = 0
     while True:
         batch = list(Rater.objects.filter(project=project, id__gt=last_id).order_by("id")[:chunk])
         if not batch:
             return
-        yield from rater_rows(raters=batch)
+        yield from rater_rows(raters=batch, quality=quality)
         last_id = batch[-1].pk
+
+
+# Rater quality (flags) and exclusions -------------------------------------------------------------------
+
+#: When a rater is flagged: the project-independent defaults of :class:`ranking.core.quality.QualityThresholds`
+#: (position bias: exact binomial test, Holm-corrected at 0.05, ≥ 10 decisive answers, left share outside
+#: 40–60 %; too fast: > 20 % of ≥ 10 timed pairwise answers under 800 ms; straight-lining: ≥ 80 % of ≥ 10
+#: Likert answers with one score for every dimension, 20 points above all raters' share).
+QUALITY_THRESHOLDS = QualityThresholds()
+
+
+def rater_quality_by_rater(*, project: Project, cutoff_judgment_id: int | None = None,
+                           cutoff_annotation_id: int | None = None,
+                           thresholds: QualityThresholds = QUALITY_THRESHOLDS) -> dict[int, RaterQuality]:
+    """Every rater's quality figures and flags (:func:`ranking.core.quality.rater_quality_flags`), by rater id.
+
+    Pairwise judgments (up to ``cutoff_judgment_id`` if given) give the position-bias test (left picks
+    among decisive answers, i.e. left or right, not ties) and the response times; answers to repeat
+    assignments are left out of both (a repeat shows a pair with its sides swapped, not re-drawn). Rich
+    feedback (up to ``cutoff_annotation_id``) gives straight-lining over the project's Likert dimensions.
+    Excluded raters are included (a flag stays visible after the decision it led to). One grouped query
+    over judgments, one read of the rich-feedback scores.
+    """
+    judgments = Judgment.objects.filter(project=project, is_repeat=False, right_item__isnull=False)
+    if cutoff_judgment_id is not None:
+        judgments = judgments.filter(id__lte=cutoff_judgment_id)
+    fast_below = math.ceil(thresholds.too_fast_ms)  # whole milliseconds: t < 800.0 ⇔ t < 800
+    counts = {row["rater_id"]: row for row in judgments.values("rater_id").annotate(
+        n_decisive=Count("id", filter=Q(is_tie=False)),
+        left=Count("id", filter=Q(is_tie=False, choice=Choice.LEFT)),
+        n_timed=Count("response_time_ms"),
+        n_fast=Count("id", filter=Q(response_time_ms__lt=fast_below)),
+    ).order_by()}
+    dims = [d["name"] for d in project.likert_dimensions or [] if isinstance(d, dict) and d.get("name")]
+    scores_by_rater: dict[int, list[list[float]]] = {}
+    if dims:
+        annotations = Annotation.objects.filter(project=project, kind="rich")
+        if cutoff_annotation_id is not None:
+            annotations = annotations.filter(id__lte=cutoff_annotation_id)
+        for rater_id, scores in annotations.values_list("rater_id", "scores").iterator(chunk_size=5000):
+            scores = scores if isinstance(scores, dict) else {}
+            scores_by_rater.setdefault(rater_id, []).append(
+                [float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+                 for v in (scores.get(d) for d in dims)])
+    rater_ids = list(Rater.objects.filter(project=project).order_by("id").values_list("id", flat=True))
+    lines = [straight_lining(scores_by_rater[r]) if r in scores_by_rater else None for r in rater_ids]
+    zero = {"n_decisive": 0, "left": 0, "n_timed": 0, "n_fast": 0}
+    rows = [counts.get(r, zero) for r in rater_ids]
+    results = rater_quality_flags(
+        left_picks=[row["left"] for row in rows], n_decisive=[row["n_decisive"] for row in rows],
+        n_fast=[row["n_fast"] for row in rows], n_timed=[row["n_timed"] for row in rows],
+        n_likert=[sl.n_answers if sl else 0 for sl in lines], n_identical=[sl.n_identical if sl else 0 for sl in lines],
+        likert_sd=[sl.sd if sl else None for sl in lines], thresholds=thresholds)
+    return dict(zip(rater_ids, results, strict=True))
+
+
+def rater_exclusion_history(*, project: Project, limit: int = 50) -> list[RaterExclusion]:
+    """The project's newest exclusion decisions (exclude / include), newest first, with rater and author."""
+    return list(RaterExclusion.objects.filter(rater__project=project).select_related("rater", "created_by")
+                .order_by("-id")[:limit])
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ urlpatterns = [
     path("<slug:slug>/team/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
     path("<slug:slug>/raters/", views.raters, name="raters"),
     path("<slug:slug>/raters.csv", views.raters_csv, name="raters_csv"),
+    path("<slug:slug>/raters/<str:public_id>/exclusion/", views.rater_exclusion, name="rater_exclusion"),
     path("<slug:slug>/items/", views.items, name="items"),
     path("<slug:slug>/items/<int:item_id>/", views.item_detail, name="item_detail"),
     path("<slug:slug>/items/<int:item_id>/edit/", views.item_edit, name="item_edit"),

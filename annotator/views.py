@@ -32,8 +32,9 @@ from annotator.forms import (
     UploadForm,
 )
 from annotator.imports import Upload, UploadRejected, items_import
-from annotator.models import Item, Membership, Role
+from annotator.models import Item, Membership, Rater, Role
 from annotator.permissions import project_member_or_404
+from annotator.services.quality import rater_exclude, rater_include
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -479,25 +480,64 @@ def member_remove(request: HttpRequest, slug: str, membership_id: int) -> HttpRe
 # Raters -----------------------------------------------------------------------------------------------
 
 
-@login_required
-def raters(request: HttpRequest, slug: str) -> HttpResponse:
-    """Every rater with their answers and time spent; crowd ids and the CSV for researchers only."""
-    project, role = project_member_or_404(request, slug)
+def _raters_page(request: HttpRequest, project, role, *, error: DomainError | None = None,
+                 error_rater: str = "") -> HttpResponse:
     search = request.GET.get("q", "")[:64]
     listed = selectors.raters_of_project(project=project, search=search, by_crowd_ids=role == Role.RESEARCHER)
     page = Paginator(listed, 100).get_page(request.GET.get("page"))
+    quality = selectors.rater_quality_by_rater(project=project)
+    flagged = sum(q.flagged for q in quality.values())
     return render(request, "researcher/raters.html", {
-        "project": project, "role": role, "page": page, "rows": selectors.rater_rows(raters=page.object_list),
+        "project": project, "role": role, "page": page,
+        "rows": selectors.rater_rows(raters=page.object_list, quality=quality),
         "search": search, "statuses": selectors.RATER_STATUSES, "show_crowd_ids": role == Role.RESEARCHER,
-        "n_raters": project.raters.count(),
-    })
+        "can_exclude": role == Role.RESEARCHER, "n_raters": project.raters.count(), "n_flagged": flagged,
+        "n_excluded": project.raters.filter(excluded_at__isnull=False).count(),
+        "thresholds": selectors.QUALITY_THRESHOLDS, "history": selectors.rater_exclusion_history(project=project),
+        "error": error, "error_rater": error_rater,
+    }, status=error.status if error is not None else 200)
 
 
-#: The raters CSV: one row per rater, for approving, rejecting and paying crowd participants.
+@login_required
+def raters(request: HttpRequest, slug: str) -> HttpResponse:
+    """Every rater with their answers, time spent and quality flags; crowd ids, the CSV and exclusion for
+    researchers only."""
+    project, role = project_member_or_404(request, slug)
+    return _raters_page(request, project, role)
+
+
+@login_required
+@require_POST
+def rater_exclusion(request: HttpRequest, slug: str, public_id: str) -> HttpResponse:
+    """Exclude a rater from fits and statistics, or include them again (``action``), with a ``reason``."""
+    project, role = project_member_or_404(request, slug, write=True)
+    rater = get_object_or_404(Rater, project=project, public_id=public_id)
+    action = request.POST.get("action", "")
+    change = {"exclude": rater_exclude, "include": rater_include}.get(action)
+    if change is None:
+        return HttpResponseBadRequest("action must be exclude or include.")
+    try:
+        change(rater=rater, by_user=request.user, reason=request.POST.get("reason", ""))
+    except DomainError as exc:
+        return _raters_page(request, project, role, error=exc, error_rater=rater.public_id)
+    if action == "exclude":
+        messages.success(request, f"Excluded rater {rater.public_id}: their answers are left out of fits (a refit "
+                                  "was requested) and of reports computed from now on, and they get no more tasks. "
+                                  "Recompute the agreement report to update it.")
+    else:
+        messages.success(request, f"Included rater {rater.public_id} again: their answers count in the next fit "
+                                  "(requested) and report.")
+    return redirect("annotator:raters", slug=slug)
+
+
+#: The raters CSV: one row per rater, for approving, rejecting and paying crowd participants, with the
+#: quality figures and flags of the raters page and whether the rater is excluded.
 RATER_CSV_COLUMNS = (
     "rater", "source", "prolific_pid", "study_id", "session_id", "status", "answers", "repeats",
     "time_on_tasks_s", "elapsed_s", "joined_at", "consented_at", "consent_declined_at", "completed_at",
-    "last_answer_at", "decision", "bonus",
+    "last_answer_at", "decisive_answers", "left_share", "position_p_holm", "timed_answers", "fast_share",
+    "likert_answers", "identical_share", "quality_flags", "quality_reasons", "excluded", "excluded_at",
+    "excluded_reason", "decision", "bonus",
 )
 
 
@@ -508,6 +548,19 @@ class _Echo:
 
 def _iso(value) -> str:
     return value.isoformat() if value else ""
+
+
+def _number(value, fmt: str) -> str:
+    return "" if value is None else format(value, fmt)
+
+
+def _quality_cells(q) -> list[str]:
+    """The CSV's quality columns, from ``decisive_answers`` to ``quality_reasons`` (blank: not measured)."""
+    if q is None:
+        return [""] * 9
+    return [str(q.n_decisive), _number(q.left_share, ".3f"), _number(q.position_p_adjusted, ".3g"), str(q.n_timed),
+            _number(q.fast_share, ".3f"), str(q.n_likert), _number(q.identical_share, ".3f"),
+            " ".join(q.flag_codes), "; ".join(q.reasons)]
 
 
 @login_required
@@ -523,7 +576,8 @@ def raters_csv(request: HttpRequest, slug: str) -> StreamingHttpResponse:
                 r.public_id, r.source, r.prolific_pid, r.study_id, r.session_id, r.status, r.n_answers,
                 r.n_repeats, f"{r.time_on_tasks_s:.1f}", "" if r.elapsed_s is None else f"{r.elapsed_s:.1f}",
                 _iso(r.joined_at), _iso(r.consented_at), _iso(r.consent_declined_at), _iso(r.completed_at),
-                _iso(r.last_answer_at), "", "",
+                _iso(r.last_answer_at), *_quality_cells(r.quality), "yes" if r.excluded_at else "no",
+                _iso(r.excluded_at), r.excluded_reason, "", "",
             ])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")

@@ -1,7 +1,10 @@
 """Database rows → numpy arrays for ``ranking.core`` (reads only; compact indices, database ids kept).
 
 Every loader takes a cut-off (the last judgment or annotation id a job saw), so a fit or a report
-is reproducible from its stored cut-off.
+is reproducible from its stored cut-off and the rater exclusions in force when it ran: every loader of
+answers (judgments, rankings, annotations) leaves out the raters a researcher excluded
+(``Rater.excluded_at`` set; :mod:`annotator.services.quality`; ``RaterExclusion`` keeps the dated
+history), through :func:`answers_included`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ from ranking.models import FitModel, FitRun, ItemScore, Metric, MetricRun, Metri
 # ------------------------------------------------------------------------------------------------
 
 
+def answers_included(qs: QuerySet) -> QuerySet:
+    """Judgments, rank answers or annotations without those of excluded raters (the one definition)."""
+    return qs.filter(rater__excluded_at__isnull=True)
+
+
 @dataclass(frozen=True)
 class ComparisonData:
     """What a fit sees, as arrays over a compact item index: the project's judgments, then the pairs its
@@ -60,7 +68,8 @@ def comparison_data(*, project_id: int, cutoff_judgment_id: int | None, params: 
     rankings existed), filtered as the parameters say.
 
     Answers to repeat assignments are left out unless ``params["include_repeats"]``: a repeat
-    re-asks a rater a pair they already judged, as a consistency probe, not as an extra vote.
+    re-asks a rater a pair they already judged, as a consistency probe, not as an extra vote. Answers of
+    excluded raters are always left out (:func:`answers_included`).
     ``instruction_version`` and the demographic filter apply to rankings as to judgments.
 
     Rankings enter by full rank breaking (:func:`ranking.core.rankings.rank_breaking`, ``method="full"``):
@@ -75,7 +84,8 @@ def comparison_data(*, project_id: int, cutoff_judgment_id: int | None, params: 
     """
     rows: list = []
     if cutoff_judgment_id is not None:
-        qs = Judgment.objects.filter(project_id=project_id, id__lte=cutoff_judgment_id, right_item__isnull=False)
+        qs = answers_included(Judgment.objects.filter(project_id=project_id, id__lte=cutoff_judgment_id,
+                                                      right_item__isnull=False))
         if not params.get("include_repeats"):
             qs = qs.filter(is_repeat=False)
         qs = _answers_filtered(qs, params)
@@ -86,8 +96,8 @@ def comparison_data(*, project_id: int, cutoff_judgment_id: int | None, params: 
     rankings: list = []
     if cutoff_ranking_id is not None and params.get("include_rankings", True):
         # a calibration round's rankings (tasks of a pool) are the round's, not the study's
-        ranked = _answers_filtered(RankAnswer.objects.filter(project_id=project_id, id__lte=cutoff_ranking_id,
-                                                             task__pool__isnull=True), params)
+        ranked = _answers_filtered(answers_included(RankAnswer.objects.filter(
+            project_id=project_id, id__lte=cutoff_ranking_id, task__pool__isnull=True)), params)
         rankings = list(ranked.order_by("id").values_list("id", "ranking", "rater_id", "submitted_at"))
     if not rows and not rankings:
         raise InvalidInput("There are no judgments or rankings to fit (with these filters).", field="params")
@@ -173,12 +183,14 @@ def latest_judgment_id(*, project_id: int) -> int | None:
 
 
 def judgments_upto(*, project: Project, cutoff_judgment_id: int | None = None) -> QuerySet[Judgment]:
-    qs = Judgment.objects.filter(project=project)
+    """The project's judgments up to the cut-off, excluded raters' left out."""
+    qs = answers_included(Judgment.objects.filter(project=project))
     return qs if cutoff_judgment_id is None else qs.filter(id__lte=cutoff_judgment_id)
 
 
 def annotations_upto(*, project: Project, cutoff_annotation_id: int | None = None) -> QuerySet[Annotation]:
-    qs = Annotation.objects.filter(project=project)
+    """The project's annotations up to the cut-off, excluded raters' left out."""
+    qs = answers_included(Annotation.objects.filter(project=project))
     return qs if cutoff_annotation_id is None else qs.filter(id__lte=cutoff_annotation_id)
 
 
@@ -189,7 +201,8 @@ def cutoffs(*, project_id: int) -> tuple[int | None, int | None]:
 
 
 def pairwise_rows(*, project: Project, cutoff_judgment_id: int | None = None) -> PairwiseRows:
-    """The project's pairwise judgments (those with id ≤ ``cutoff_judgment_id`` if given), repeats left out."""
+    """The project's pairwise judgments (those with id ≤ ``cutoff_judgment_id`` if given), repeats and
+    excluded raters' left out."""
     rows = list(
         judgments_upto(project=project, cutoff_judgment_id=cutoff_judgment_id)
         .filter(task__kind="pairwise", right_item__isnull=False, is_repeat=False)
@@ -222,6 +235,30 @@ def repeat_pairs(*, project: Project, cutoff_judgment_id: int | None = None) -> 
     )
 
 
+def exclusions(*, project: Project, cutoff_judgment_id: int | None = None,
+               cutoff_annotation_id: int | None = None) -> dict:
+    """The raters excluded now, and what of theirs the loaders leave out (up to the cut-offs): counts and
+    the reasons given, each with how many raters it was given for (raters only in aggregate)."""
+    excluded = Rater.objects.filter(project=project, excluded_at__isnull=False)
+    judgments = Judgment.objects.filter(project=project, rater__excluded_at__isnull=False)
+    if cutoff_judgment_id is not None:
+        judgments = judgments.filter(id__lte=cutoff_judgment_id)
+    annotations = Annotation.objects.filter(project=project, rater__excluded_at__isnull=False)
+    if cutoff_annotation_id is not None:
+        annotations = annotations.filter(id__lte=cutoff_annotation_id)
+    reasons: dict[str, int] = {}
+    for reason in excluded.values_list("excluded_reason", flat=True):
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return {
+        "n_raters": sum(reasons.values()),
+        "n_judgments": judgments.count() if reasons else 0,
+        "n_annotations": annotations.count() if reasons else 0,
+        "n_rankings": (RankAnswer.objects.filter(project=project, rater__excluded_at__isnull=False,
+                                                 task__pool__isnull=True).count() if reasons else 0),
+        "reasons": [{"reason": r, "n": n} for r, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))],
+    }
+
+
 def item_names(*, project: Project) -> dict[int, str]:
     return dict(Item.objects.filter(project=project).values_list("id", "original_name"))
 
@@ -238,12 +275,13 @@ def demographic_labels(*, field: str) -> dict[str, str]:
 
 
 def rater_groups(*, project: Project, field: str) -> dict[int, str]:
-    """rater id → the rater's value of a demographic field ('' when not answered)."""
+    """rater id → the rater's value of a demographic field ('' when not answered); excluded raters left out."""
     if field not in DEMOGRAPHIC_FIELDS:
         raise ValueError(f"field must be one of {', '.join(DEMOGRAPHIC_FIELDS)}")
-    values = dict(Demographics.objects.filter(rater__project=project).values_list("rater_id", field))
-    return {rid: (values.get(rid) or "").strip() for rid in Rater.objects.filter(project=project)
-            .values_list("id", flat=True)}
+    values = dict(Demographics.objects.filter(rater__project=project, rater__excluded_at__isnull=True)
+                  .values_list("rater_id", field))
+    included = Rater.objects.filter(project=project, excluded_at__isnull=True).values_list("id", flat=True)
+    return {rid: (values.get(rid) or "").strip() for rid in included}
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,8 @@ def agreement_view(*, result: dict, field: str = "expertise", sort: str = "contr
         "intra_rater": result.get("intra_rater"),  # None in reports stored before repeats existed
         "opinions": result["opinions"][sort],
         "quality": result["quality"],
+        "rater_flags": result.get("rater_flags"),  # None in reports stored before quality flags existed
+        "exclusions": result.get("exclusions"),
         "groups": result["groups"][field],
         "rich": result["rich"],
         "heatmaps": [dict(h, chart=charts.heatmap_chart(histogram=h["histogram"]))
@@ -94,6 +96,7 @@ def datasheet_view(*, result: dict, project: Project, generated_at=None, report:
         "generated_at": generated_at or timezone.now(),
         "collection_period": {k: revive(v) for k, v in result["collection_period"].items()},
         "counts": result["counts"],
+        "exclusions": result.get("exclusions"),  # None in reports stored before exclusions existed
         "demographics": result["demographics"],
         "instruction_versions": [{k: revive(v) if k in DATASHEET_DATETIMES["instruction_versions"] else v
                                   for k, v in row.items()} for row in result["instruction_versions"]],

@@ -44,7 +44,12 @@ def assignment_next(*, rater: Rater, none_open: bool = False) -> Assignment | No
     ``none_open``: the caller knows the rater holds no open assignment (it has just stored the answer to
     it), so it is not looked up first. Should a concurrent request of the rater have opened one since,
     the claim below runs into the one-open-assignment constraint and returns that one.
+
+    An excluded rater (``rater.excluded_at``, see :mod:`annotator.services.quality`) gets None: nothing is
+    left for them, with no query (excluding gave their open assignment back).
     """
+    if rater.excluded_at is not None:
+        return None
     if not none_open:
         open_assignment = selectors.assignment_open(rater=rater)
         if open_assignment is not None:

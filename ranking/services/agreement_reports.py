@@ -18,6 +18,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import Max, Min
 
+from annotator import selectors as annotator_selectors
 from annotator.feedback import POINT_KINDS
 from annotator.models import DEMOGRAPHIC_FIELDS, Item, Project, Rater, demographic_field_label
 from ranking import jobs, loaders, selectors
@@ -113,6 +114,24 @@ def rich_image_agreement(*, project: Project, cutoff_annotation_id: int | None =
     return {"n_images": n_images, "heatmaps": heat if n_images else [], "likert_images": likert}
 
 
+def rater_flags(*, project: Project, cutoff_judgment_id: int | None = None,
+                cutoff_annotation_id: int | None = None) -> dict:
+    """The raters flagged by the quality checks (position bias, too fast, straight-lining; see
+    :func:`annotator.selectors.rater_quality_by_rater`) on the answers up to the cut-offs, by public id,
+    with whether each is excluded now."""
+    quality = annotator_selectors.rater_quality_by_rater(project=project, cutoff_judgment_id=cutoff_judgment_id,
+                                                         cutoff_annotation_id=cutoff_annotation_id)
+    raters = {pk: (public_id, excluded_at is not None) for pk, public_id, excluded_at in
+              Rater.objects.filter(project=project).values_list("pk", "public_id", "excluded_at")}
+    flagged = sorted(
+        ({"rater": raters[pk][0], "excluded": raters[pk][1],
+          "flags": [{"code": f.code, "label": f.label, "detail": f.detail} for f in q.flags]}
+         for pk, q in quality.items() if q.flagged and pk in raters),
+        key=lambda row: (row["excluded"], row["rater"]))
+    return {"n_checked": sum(1 for q in quality.values() if q.n_decisive or q.n_timed or q.n_likert),
+            "n_flagged": len(flagged), "raters": flagged}
+
+
 def agreement_compute(*, project: Project, cutoff_judgment_id: int | None = None,
                       cutoff_annotation_id: int | None = None,
                       progress: Callable[[float], None] | None = None) -> dict:
@@ -122,7 +141,9 @@ def agreement_compute(*, project: Project, cutoff_judgment_id: int | None = None
     ``cutoff_annotation_id`` (all of them when None). The page's choices are all precomputed:
     opinions under each of :data:`ranking.core.ratings.OPINION_SORTS`, the group breakdown by each
     demographic field. ``progress(fraction)`` is called between sections. This is what an
-    ``AgreementReport`` stores; :mod:`ranking.presenters` shapes it for the pages.
+    ``AgreementReport`` stores; :mod:`ranking.presenters` shapes it for the pages. Excluded raters' answers
+    are left out of every statistic (:mod:`ranking.loaders`); ``exclusions`` says how many and why, and
+    ``rater_flags`` lists the raters the quality checks flag (excluded or not).
     """
     step = progress or (lambda fraction: None)
     rows = loaders.pairwise_rows(project=project, cutoff_judgment_id=cutoff_judgment_id)
@@ -160,6 +181,10 @@ def agreement_compute(*, project: Project, cutoff_judgment_id: int | None = None
         "judgments": judgments.count(),
         "annotations": loaders.annotations_upto(project=project, cutoff_annotation_id=cutoff_annotation_id).count(),
     }
+    result["exclusions"] = loaders.exclusions(project=project, cutoff_judgment_id=cutoff_judgment_id,
+                                              cutoff_annotation_id=cutoff_annotation_id)
+    result["rater_flags"] = rater_flags(project=project, cutoff_judgment_id=cutoff_judgment_id,
+                                        cutoff_annotation_id=cutoff_annotation_id)
     result["demographics"] = selectors.demographics_summary(project=project)
     result["instruction_versions"] = selectors.instruction_history(
         project=project, cutoff_judgment_id=cutoff_judgment_id, cutoff_annotation_id=cutoff_annotation_id)

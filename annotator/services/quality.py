@@ -1,0 +1,96 @@
+"""Leaving a rater out of fits and statistics, and taking them back in (reversible, recorded).
+
+A researcher excludes a rater — typically one flagged on the raters page (position bias, answers too
+fast, straight-lining; see :func:`annotator.selectors.rater_quality_by_rater`) — with a reason. The
+decision is a new :class:`~annotator.models.RaterExclusion` row (append-only history) and the rater's
+``excluded_at`` / ``excluded_reason``; nothing of the rater's answers is changed or deleted. From then on:
+
+- every loader of :mod:`ranking.loaders` (fits, agreement and calibration reports) leaves the rater's
+  judgments, rankings and annotations out, and a refit is requested at once (the same request a new
+  judgment makes), so the rankings follow;
+- the rater is handed no further task (:func:`annotator.services.assignments.assignment_next` returns
+  None, so the rater reaches the usual "nothing left" page); an assignment they held open is given back
+  to the pool.
+
+Including the rater again writes an ``include`` row, clears the fields and requests a refit; the
+rater's answers count again, and the rater may be handed tasks again.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import F
+
+from annotator.errors import Conflict, InvalidInput
+from annotator.models import Assignment, AssignmentState, ExclusionAction, Rater, RaterExclusion, Task
+
+MAX_REASON_CHARS = 2000
+
+
+def _reason_clean(reason) -> str:
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput("Give a reason: it is recorded with the decision and summarised in the datasheet.",
+                           field="reason")
+    reason = " ".join(reason.split())  # one line: it is listed in the datasheet (HTML and Markdown)
+    if len(reason) > MAX_REASON_CHARS:
+        raise InvalidInput(f"The reason must be at most {MAX_REASON_CHARS} characters.", field="reason")
+    return reason
+
+
+def _refit_requested(*, project_id: int) -> None:
+    from ranking.services import fit_refit_requested  # ranking depends on annotator, not the reverse
+
+    fit_refit_requested(project_id=project_id)
+
+
+def _open_assignment_release(*, rater: Rater) -> None:
+    """Give the rater's open assignment back to the pool, as expiry does (a late answer is still stored,
+    and then left out like the rater's others)."""
+    open_ = list(Assignment.objects.select_for_update().filter(rater_id=rater.pk, state=AssignmentState.OPEN)
+                 .values_list("pk", "task_id", "is_repeat"))
+    for pk, task_id, is_repeat in open_:  # at most one (a database constraint)
+        Assignment.objects.filter(pk=pk).update(state=AssignmentState.EXPIRED)
+        if not is_repeat:  # a repeat holds no slot of its task
+            Task.objects.filter(pk=task_id).update(n_assigned=F("n_assigned") - 1)
+
+
+def rater_exclude(*, rater: Rater, by_user, reason: str) -> RaterExclusion:
+    """Leave ``rater`` out of fits and statistics and hand them no further task; ``reason`` is required.
+
+    Raises InvalidInput (field ``reason``) without a reason, Conflict (field ``rater``) if the rater is
+    already excluded. Requests a refit of the project. ``rater`` is updated in place.
+    """
+    reason = _reason_clean(reason)
+    with transaction.atomic():
+        # the answer path's lock order: assignment, task, rater (a refusal below rolls the release back)
+        _open_assignment_release(rater=rater)
+        locked = Rater.objects.select_for_update().get(pk=rater.pk)
+        if locked.excluded_at is not None:
+            raise Conflict(f"Rater {locked.public_id} is already excluded.", field="rater")
+        entry = RaterExclusion.objects.create(rater=locked, action=ExclusionAction.EXCLUDE, reason=reason,
+                                              created_by=by_user)
+        locked.excluded_at, locked.excluded_reason = entry.created_at, reason
+        locked.save(update_fields=["excluded_at", "excluded_reason"])
+        _refit_requested(project_id=locked.project_id)
+    rater.excluded_at, rater.excluded_reason = locked.excluded_at, locked.excluded_reason
+    return entry
+
+
+def rater_include(*, rater: Rater, by_user, reason: str) -> RaterExclusion:
+    """Take an excluded rater back into fits and statistics (and the task stream); ``reason`` is required.
+
+    Raises InvalidInput (field ``reason``) without a reason, Conflict (field ``rater``) if the rater is not
+    excluded. Requests a refit of the project. ``rater`` is updated in place.
+    """
+    reason = _reason_clean(reason)
+    with transaction.atomic():
+        locked = Rater.objects.select_for_update().get(pk=rater.pk)
+        if locked.excluded_at is None:
+            raise Conflict(f"Rater {locked.public_id} is not excluded.", field="rater")
+        entry = RaterExclusion.objects.create(rater=locked, action=ExclusionAction.INCLUDE, reason=reason,
+                                              created_by=by_user)
+        locked.excluded_at, locked.excluded_reason = None, ""
+        locked.save(update_fields=["excluded_at", "excluded_reason"])
+        _refit_requested(project_id=locked.project_id)
+    rater.excluded_at, rater.excluded_reason = None, ""
+    return entry
