@@ -1,9 +1,10 @@
 from django.urls import path
 
-from annotator import api
+from annotator import api, crowd_views
 from annotator.export_views import JudgmentExport
 
 urlpatterns = [
+    path("hooks/prolific/<slug:slug>/", crowd_views.ProlificWebhook.as_view(), name="api_prolific_webhook"),
     path("projects/", api.ProjectListCreate.as_view(), name="api_projects"),
     path("projects/<slug:slug>/", api.ProjectDetail.as_view(), name="api_project"),
     path("projects/<slug:slug>/items/", api.ItemListUpload.as_view(), name="api_items"),

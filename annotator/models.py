@@ -90,6 +90,10 @@ class Project(models.Model):
         help_text="Code a crowd participant is sent back with when the study has no places left.")
     consent_declined_code = models.CharField(
         max_length=64, blank=True, help_text="Code a crowd participant is sent back with after declining consent.")
+    prolific_webhook_secret = models.CharField(
+        max_length=128, blank=True,
+        help_text="The Prolific workspace's webhook secret: calls to this project's webhook URL must be signed "
+                  "with it (blank: the webhook refuses every call).")
     join_token = models.CharField(max_length=64, default=_join_token, unique=True)
     is_open = models.BooleanField(default=True, help_text="Raters may join (needs consent and instructions).")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -238,6 +242,12 @@ class Rater(models.Model):
         null=True, blank=True,
         help_text="Set: left out of fits and statistics and handed no further task (see RaterExclusion).")
     excluded_reason = models.TextField(blank=True, help_text="Why, as the researcher wrote it when excluding.")
+    crowd_status = models.CharField(
+        max_length=32, blank=True,
+        help_text="The crowd platform's last status for the participant's submission (e.g. Prolific's RETURNED).")
+    crowd_status_at = models.DateTimeField(null=True, blank=True)
+    places_released_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set: the places the rater held were given back to other raters.")
 
     class Meta:
         constraints = [
@@ -278,6 +288,28 @@ class RaterExclusion(models.Model):
             models.CheckConstraint(condition=~Q(reason=""), name="raterexclusion_reason_required"),
         ]
         ordering = ["rater", "id"]
+
+
+class ProlificEvent(models.Model):
+    """One webhook call from Prolific, stored once per ``X-Event-ID`` (retries are answered as duplicates)
+    with what it changed (``outcome``); see :mod:`annotator.services.prolific`."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prolific_events")
+    event_id = models.CharField(max_length=64)
+    event_type = models.CharField(max_length=64, blank=True)
+    resource_id = models.CharField(max_length=64, blank=True)
+    participant_id = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=64, blank=True)
+    payload = models.JSONField(default=dict)
+    rater = models.ForeignKey(Rater, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    outcome = models.CharField(max_length=200, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "event_id"], name="prolificevent_once_per_project"),
+        ]
+        ordering = ["-id"]
 
 
 PREFER_NOT = ("prefer_not", "Prefer not to say")

@@ -26,11 +26,17 @@ class ProjectSerializer(serializers.ModelSerializer):
         model = Project
         fields = ["slug", "name", "description", "overlap", "tasks_per_rater", "repeat_rate", "effective_radius",
                   "allow_tie", "pairwise_flags", "completion_code", "completion_redirect_url", "no_places_code",
-                  "consent_declined_code", "is_open", "adaptive_batch", "adaptive_target", "created_at", "role"]
+                  "consent_declined_code", "is_open", "adaptive_batch", "adaptive_target", "created_at", "role",
+                  "prolific_webhook_configured"]
         read_only_fields = ["created_at", "role"]
+
+    prolific_webhook_configured = serializers.SerializerMethodField()
 
     def get_role(self, obj) -> str | None:
         return self.context.get("roles", {}).get(obj.pk)
+
+    def get_prolific_webhook_configured(self, obj) -> bool:
+        return bool(obj.prolific_webhook_secret)
 
 class ProjectCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
@@ -57,6 +63,9 @@ class ProjectUpdateSerializer(serializers.Serializer):
     consent_declined_code = serializers.CharField(max_length=64, required=False, allow_blank=True)
     adaptive_batch = serializers.IntegerField(min_value=0, max_value=100_000, required=False)
     adaptive_target = serializers.ChoiceField(choices=AdaptiveTarget.choices, required=False)
+    prolific_webhook_secret = serializers.CharField(
+        max_length=128, required=False, allow_blank=True, write_only=True, trim_whitespace=False,
+        help_text="Set (or clear, blank) the Prolific webhook secret; it is never sent back.")
 
 class ItemSerializer(serializers.ModelSerializer):
     class Meta:

@@ -95,6 +95,15 @@ class NextTaskThrottle(_PerRaterThrottle):
     scope = "next_task"
 
 
+class WebhookThrottle(ClientIPMixin, SimpleRateThrottle):
+    """Calls to a crowd platform's webhook per client address (``THROTTLE_WEBHOOK``)."""
+
+    scope = "webhook"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
 class ResearcherThrottle(ClientIPMixin, UserRateThrottle):
     """The researcher API, per user (per client address when anonymous) (``THROTTLE_API``)."""
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotator import views
+from annotator import crowd_views, views
 
 app_name = "annotator"
 
@@ -15,6 +15,8 @@ urlpatterns = [
     path("<slug:slug>/raters/", views.raters, name="raters"),
     path("<slug:slug>/raters.csv", views.raters_csv, name="raters_csv"),
     path("<slug:slug>/raters/<str:public_id>/exclusion/", views.rater_exclusion, name="rater_exclusion"),
+    path("<slug:slug>/raters/prolific/", crowd_views.prolific_settings, name="prolific_settings"),
+    path("<slug:slug>/raters/places-release/", crowd_views.places_release, name="places_release"),
     path("<slug:slug>/items/", views.items, name="items"),
     path("<slug:slug>/items/<int:item_id>/", views.item_detail, name="item_detail"),
     path("<slug:slug>/items/<int:item_id>/edit/", views.item_edit, name="item_edit"),

@@ -34,6 +34,7 @@ from annotator.forms import (
 from annotator.imports import Upload, UploadRejected, items_import
 from annotator.models import Item, Membership, Rater, Role
 from annotator.permissions import project_member_or_404
+from annotator.services.prolific import prolific_summary
 from annotator.services.quality import rater_exclude, rater_include
 
 
@@ -495,6 +496,7 @@ def _raters_page(request: HttpRequest, project, role, *, error: DomainError | No
         "n_excluded": project.raters.filter(excluded_at__isnull=False).count(),
         "thresholds": selectors.QUALITY_THRESHOLDS, "history": selectors.rater_exclusion_history(project=project),
         "error": error, "error_rater": error_rater,
+        "prolific": prolific_summary(project=project) if role == Role.RESEARCHER else None,
     }, status=error.status if error is not None else 200)
 
 

@@ -166,6 +166,7 @@ REST_FRAMEWORK = {
         "next_task": env.str("THROTTLE_NEXT", default="600/minute"),
         "user": env.str("THROTTLE_API", default="1200/minute"),
         "login": env.str("THROTTLE_LOGIN", default="20/minute"),
+        "webhook": env.str("THROTTLE_WEBHOOK", default="600/minute"),
     },
     "EXCEPTION_HANDLER": "annotator.api.exception_handler",
 }

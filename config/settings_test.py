@@ -29,7 +29,8 @@ STORAGES = {
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,
     "DEFAULT_THROTTLE_RATES": {"join": "1000/minute", "judgment_submit": "10000/minute",
-                               "next_task": "10000/minute", "user": "100000/minute", "login": "1000/minute"},
+                               "next_task": "10000/minute", "user": "100000/minute", "login": "1000/minute",
+                               "webhook": "10000/minute"},
 }
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):

@@ -25,8 +25,9 @@ MAX_ADAPTIVE_BATCH = 100_000
 UPDATABLE_FIELDS = (
     "name", "description", "overlap", "tasks_per_rater", "repeat_rate", "effective_radius", "allow_tie",
     "completion_code", "completion_redirect_url", "no_places_code", "consent_declined_code", "is_open",
-    "pairwise_flags", "adaptive_batch", "adaptive_target",
+    "pairwise_flags", "adaptive_batch", "adaptive_target", "prolific_webhook_secret",
 )
+_SECRET = re.compile(r"^[\x21-\x7e]{16,128}$")
 
 
 def project_create(
@@ -112,6 +113,11 @@ def project_update(*, project: Project, **fields) -> Project:
             clean[name] = _clean_code(clean[name], field=name, required=False)
     if "completion_redirect_url" in clean:
         clean["completion_redirect_url"] = _clean_url(clean["completion_redirect_url"])
+    if "prolific_webhook_secret" in clean:
+        secret = clean["prolific_webhook_secret"]
+        if not isinstance(secret, str) or (secret and not _SECRET.match(secret)):
+            raise InvalidInput("prolific_webhook_secret must be blank (webhook off) or 16–128 printable characters "
+                               "without spaces, as Prolific shows it.", field="prolific_webhook_secret")
     if "pairwise_flags" in clean:
         flags = clean["pairwise_flags"]
         if not isinstance(flags, list) or not all(isinstance(f, str) and 0 < len(f) <= 40 for f in flags):
