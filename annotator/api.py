@@ -230,7 +230,8 @@ class TaskList(APIView):
     def get(self, request, slug):
         project, _ = project_for_member(request=request, slug=slug)
         paginator = ByIdCursor()
-        page = paginator.paginate_queryset(Task.objects.filter(project=project), request, view=self)
+        tasks = Task.objects.filter(project=project, check_kind="")  # quality checks are not the study's tasks
+        page = paginator.paginate_queryset(tasks, request, view=self)
         return paginator.get_paginated_response(TaskSerializer(page, many=True).data)
 
 
@@ -251,7 +252,8 @@ class JudgmentList(APIView):
     def get(self, request, slug):
         project, _ = project_for_member(request=request, slug=slug)
         paginator = ByIdCursor()
-        qs = Judgment.objects.filter(project=project).select_related("rater", "instruction_version")
+        # answers to quality checks are not data (the raters page and the checks page report them)
+        qs = Judgment.objects.filter(project=project, is_check=False).select_related("rater", "instruction_version")
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(JudgmentSerializer(page, many=True).data)
 
@@ -325,6 +327,8 @@ def _next_payload(rater: Rater, following: services.RaterNext) -> dict:
                       "width": assignment.right_item.width, "height": assignment.right_item.height},
             "flags": project.pairwise_flags,
             "allow_tie": project.allow_tie,
+            # an attention check's instruction; null for every other pair (a gold pair looks like any task)
+            "instruction": assignment.task.check_instruction or None,
         }
     return {"status": "task", "progress": progress, "instruction_version": rater.acknowledged_instruction_id,
             "assignment": body}

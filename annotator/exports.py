@@ -6,7 +6,8 @@ never crowd-platform ids), what they saw (both items with their sha256 and origi
 in screen order), what they were told (instruction version number), what they chose (``choice``
 as pressed, plus ``winner_id`` / ``loser_id`` / ``is_tie`` in terms of items), and when.
 ``is_repeat`` marks an answer to a repeat (the rater's second showing of a pair, sides swapped):
-a consistency probe, which the app's fits and agreement statistics leave out.
+a consistency probe, which the app's fits and agreement statistics leave out. Answers to quality checks
+(gold pairs, attention checks; ``Judgment.is_check``) are not data and are never exported.
 
 Memory stays bounded whatever the project size: rows are read in keyset pages
 (``id > last_id ORDER BY id LIMIT page``, never OFFSET), each page through a streaming
@@ -158,7 +159,7 @@ def judgments_export(
 def _record_batches(*, project: Project, since_id: int | None, page_rows: int):
     """Yield one RecordBatch per keyset page of at most ``page_rows`` judgments, in id order."""
     base = (
-        Judgment.objects.filter(project=project)
+        Judgment.objects.filter(project=project, is_check=False)
         .annotate(
             flags_json=Cast("flags", output_field=TextField()),
             submitted_at_us=EpochMicros("submitted_at"),

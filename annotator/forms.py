@@ -18,8 +18,16 @@ from annotator.models import (
     Demographics,
     Role,
 )
+from annotator.services.checks import MAX_INSTRUCTION_CHARS
 from annotator.services.items import MAX_METADATA_CHARS, MAX_MODEL_CHARS, MAX_PROMPT_CHARS
-from annotator.services.projects import MAX_RADIUS, MAX_REPEAT_RATE, MAX_TASKS_PER_RATER, MIN_RADIUS
+from annotator.services.projects import (
+    MAX_CHECK_FAIL_LIMIT,
+    MAX_CHECK_RATE,
+    MAX_RADIUS,
+    MAX_REPEAT_RATE,
+    MAX_TASKS_PER_RATER,
+    MIN_RADIUS,
+)
 
 
 class ProjectForm(forms.Form):
@@ -165,6 +173,16 @@ class StudySettingsForm(forms.Form):
         widget=forms.NumberInput(attrs={"step": "0.01"}),
         help_text=f"Share of a rater's tasks that re-show a pair they answered, sides swapped (0–{MAX_REPEAT_RATE}); "
                   "measures intra-rater consistency. Repeats take no overlap slot and are left out of fits.")
+    check_rate = forms.FloatField(
+        min_value=0, max_value=MAX_CHECK_RATE, label="Check rate", required=False,
+        widget=forms.NumberInput(attrs={"step": "0.01"}),
+        help_text=f"Share of a rater's assignments that are quality checks — gold pairs and attention checks — "
+                  f"while a task is left (0–{MAX_CHECK_RATE}; 0: none). Each rater sees a check at most once; "
+                  "answers are scored, never counted as data.")
+    check_fail_limit = forms.IntegerField(
+        min_value=0, max_value=MAX_CHECK_FAIL_LIMIT, label="Screen out after failed checks", required=False,
+        help_text="A rater who fails this many checks is excluded, gets no more tasks and no completion code "
+                  "(0: never screen out).")
     adaptive_batch = forms.IntegerField(
         min_value=0, max_value=100_000, label="Adaptive pairs per batch",
         help_text="After each fit, when fewer open places than this are left, add this many new pairs chosen where "
@@ -195,10 +213,22 @@ class StudySettingsForm(forms.Form):
     consent_declined_code = forms.CharField(
         max_length=64, required=False, validators=[_code], label="“Consent declined” code",
         help_text="For a crowd participant who does not consent. Blank: they are shown a message only.")
+    screened_out_code = forms.CharField(
+        max_length=64, required=False, validators=[_code], label="“Screened out” code",
+        help_text="For a crowd participant screened out after failed quality checks (they never get the "
+                  "completion code). Blank: they are shown a message only.")
 
     def clean_repeat_rate(self) -> float:
         value = self.cleaned_data.get("repeat_rate")
         return 0.0 if value is None else value
+
+    def clean_check_rate(self) -> float:
+        value = self.cleaned_data.get("check_rate")
+        return 0.0 if value is None else value  # left blank: no checks
+
+    def clean_check_fail_limit(self) -> int:
+        value = self.cleaned_data.get("check_fail_limit")
+        return 0 if value is None else value  # left blank: never screen out
 
 
 class _RowForm(forms.Form):
@@ -339,3 +369,30 @@ class ItemEditForm(forms.Form):
     source_model = forms.CharField(max_length=MAX_MODEL_CHARS, required=False, label="Model")
     metadata = JSONObjectField(required=False, help_text='A JSON object, e.g. {"seed": 7, "steps": 30}.')
 
+
+
+# Quality checks ---------------------------------------------------------------------------------------
+
+
+class CheckForm(forms.Form):
+    """A new gold pair or attention check (:func:`annotator.services.check_create` checks it again)."""
+
+    kind = forms.ChoiceField(choices=[("gold", "Gold pair (a known answer)"),
+                                      ("attention", "Attention check (an instruction)")],
+                             help_text="A gold pair looks like any task; an attention check shows its instruction.")
+    left_item = forms.TypedChoiceField(coerce=int, label="Left image", choices=())
+    right_item = forms.TypedChoiceField(coerce=int, label="Right image", choices=())
+    answer = forms.ChoiceField(choices=[("left", "Left"), ("right", "Right"), ("tie", "About the same (tie)")],
+                               label="Correct answer",
+                               help_text="Gold pairs are shown with the sides drawn at random: the answer follows "
+                                         "the image. Attention checks are shown as set here.")
+    instruction = forms.CharField(
+        max_length=MAX_INSTRUCTION_CHARS, required=False, widget=forms.TextInput(attrs={"size": 60}),
+        help_text="Attention checks only: shown above the images, e.g. “Attention check: choose the image on the "
+                  "right.”")
+
+    def __init__(self, *args, items=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [("", "—"), *((item.pk, f"#{item.pk} {item.original_name}") for item in items)]
+        self.fields["left_item"].choices = choices
+        self.fields["right_item"].choices = choices

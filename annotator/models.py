@@ -4,8 +4,10 @@ Invariants live in the database: a judgment's idempotency key is unique, an
 assignment has at most one judgment, a rater sees a task at most once, an item's
 sha256 is unique within its project. A repeat assignment (``is_repeat``) re-shows a
 pair the same rater already answered, sides swapped, to measure intra-rater consistency; each
-answered assignment is repeated at most once. Judgments are append-only: the app never
-updates or deletes them (on PostgreSQL a trigger refuses it; see migration 0002).
+answered assignment is repeated at most once. A quality check (``Task.check_kind``: a gold pair with a
+known answer, or an attention check with an instruction) is mixed into raters' streams at the project's
+``check_rate``; its answers (``Judgment.is_check``) are scored, never counted as data. Judgments are
+append-only: the app never updates or deletes them (on PostgreSQL a trigger refuses it; see migration 0002).
 """
 
 import secrets
@@ -66,6 +68,12 @@ class Project(models.Model):
         default=0.0,
         help_text="Share of a rater's tasks that re-show a pair they already answered, sides swapped (0–0.5).",
     )
+    check_rate = models.FloatField(
+        default=0.0,
+        help_text="Share of a rater's assignments that are quality checks (gold pairs, attention checks; 0–0.5). "
+                  "Checks are scored, never counted as data.")
+    check_fail_limit = models.PositiveSmallIntegerField(
+        default=0, help_text="A rater who fails this many quality checks is screened out (0: never).")
     effective_radius = models.FloatField(default=0.05, help_text="Point radius as a fraction of image height.")
     pairwise_flags = models.JSONField(default=list, blank=True, help_text='Optional flags, e.g. ["both bad"].')
     likert_dimensions = models.JSONField(
@@ -90,6 +98,9 @@ class Project(models.Model):
         help_text="Code a crowd participant is sent back with when the study has no places left.")
     consent_declined_code = models.CharField(
         max_length=64, blank=True, help_text="Code a crowd participant is sent back with after declining consent.")
+    screened_out_code = models.CharField(
+        max_length=64, blank=True,
+        help_text="Code a crowd participant is sent back with when screened out after failed quality checks.")
     prolific_webhook_secret = models.CharField(
         max_length=128, blank=True,
         help_text="The Prolific workspace's webhook secret: calls to this project's webhook URL must be signed "
@@ -106,6 +117,9 @@ class Project(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(repeat_rate__gte=0) & Q(repeat_rate__lte=0.5), name="project_repeat_rate_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(check_rate__gte=0) & Q(check_rate__lte=0.5), name="project_check_rate_range"
             ),
         ]
 
@@ -236,6 +250,7 @@ class Rater(models.Model):
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     n_judgments = models.PositiveIntegerField(default=0, help_text="Answers given, repeats included.")
     n_repeats = models.PositiveIntegerField(default=0, help_text="Of n_judgments, answers to repeat assignments.")
+    n_checks = models.PositiveIntegerField(default=0, help_text="Of n_judgments, answers to quality checks.")
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     excluded_at = models.DateTimeField(
@@ -269,7 +284,8 @@ class ExclusionAction(models.TextChoices):
 
 
 class RaterExclusion(models.Model):
-    """One researcher's decision to leave a rater out of fits and statistics, or to take them back in.
+    """One researcher's decision to leave a rater out of fits and statistics, or to take them back in — or
+    PrefLab's own (``created_by`` null): a screen-out after failed quality checks.
 
     Append-only: the history is never rewritten (on PostgreSQL a trigger refuses UPDATE and DELETE;
     migration 0014). The rater's current state is ``Rater.excluded_at`` / ``Rater.excluded_reason``,
@@ -279,7 +295,9 @@ class RaterExclusion(models.Model):
     rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="exclusions")
     action = models.CharField(max_length=8, choices=ExclusionAction.choices)
     reason = models.TextField()
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True,
+        help_text="null: PrefLab itself, e.g. a screen-out after failed quality checks.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -379,11 +397,29 @@ def demographic_field_label(field: str) -> str:
     return capfirst(Demographics._meta.get_field(field).verbose_name)
 
 
+class Choice(models.TextChoices):
+    LEFT = "left", "Left"
+    RIGHT = "right", "Right"
+    TIE = "tie", "About the same"
+
+
+class CheckKind(models.TextChoices):
+    NONE = "", "Not a check"
+    GOLD = "gold", "Gold pair"
+    ATTENTION = "attention", "Attention check"
+
+
 class Task(models.Model):
     """Something to judge. Pairwise tasks store their pair with item_a.id < item_b.id.
 
     A rank task's k images are its :class:`TaskItem` rows (``item_a`` is the first of them, by id;
     ``item_b`` is null).
+
+    A quality check (``check_kind`` set; pairwise, of the project's own stream) stores its pair in the order
+    the researcher chose it — ``item_a`` left, ``item_b`` right — and ``check_answer`` in those terms.
+    A gold pair is shown like any task (sides drawn at random) and passes when the rater picks the expected
+    image (or the tie); an attention check is shown as stored, with ``check_instruction`` above the images.
+    Checks are handed out only as checks (never by the normal selection), to each rater at most once.
     """
 
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="tasks")
@@ -400,12 +436,21 @@ class Task(models.Model):
         help_text="Null: one of the project's own tasks. Set: handed only to the pool's raters.")
     max_raters = models.PositiveIntegerField(
         null=True, blank=True, help_text="Raters this task may be handed to; null: the project's overlap.")
+    check_kind = models.CharField(
+        max_length=16, choices=CheckKind.choices, default=CheckKind.NONE, blank=True,
+        help_text="Set: a quality check, scored and never counted as data.")
+    check_answer = models.CharField(
+        max_length=8, choices=Choice.choices, blank=True,
+        help_text="A check's expected answer: left (item_a), right (item_b) or tie.")
+    check_instruction = models.TextField(blank=True, help_text="An attention check's instruction to the rater.")
+    check_retired_at = models.DateTimeField(
+        null=True, blank=True, help_text="A retired check is handed to no new rater; its answers are kept.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["project", "kind", "item_a", "item_b"], condition=Q(pool__isnull=True),
+                fields=["project", "kind", "item_a", "item_b"], condition=Q(pool__isnull=True, check_kind=""),
                 name="task_unique_items",
             ),
             # NULLs are distinct in a unique index, so single-item tasks need their own constraint.
@@ -416,8 +461,16 @@ class Task(models.Model):
                 name="task_unique_single_item",
             ),
             models.CheckConstraint(
-                condition=~Q(kind="pairwise") | (Q(item_b__isnull=False) & Q(item_a__lt=F("item_b"))),
+                condition=~Q(kind="pairwise") | (Q(item_b__isnull=False) & (
+                    Q(item_a__lt=F("item_b")) | (~Q(check_kind="") & ~Q(item_a=F("item_b"))))),
                 name="task_pairwise_ordered_distinct",
+            ),
+            models.CheckConstraint(
+                condition=Q(check_kind="", check_answer="", check_instruction="", check_retired_at__isnull=True)
+                | (Q(check_kind="gold", kind="pairwise", pool__isnull=True, check_answer__in=["left", "right", "tie"]))
+                | (Q(check_kind="attention", kind="pairwise", pool__isnull=True,
+                     check_answer__in=["left", "right", "tie"]) & ~Q(check_instruction="")),
+                name="task_check_fields_consistent",
             ),
             models.CheckConstraint(
                 condition=~Q(kind__in=["rich", "checklist"]) | Q(item_b__isnull=True),
@@ -429,6 +482,8 @@ class Task(models.Model):
         indexes = [
             # assignment_next: open slots of a project, fewest assignments first, random among equals.
             models.Index(fields=["project", "n_assigned", "shuffle_key"], name="task_open_slots"),
+            # assignment_next: the project's quality checks (few), when one is due
+            models.Index(fields=["project", "id"], condition=~Q(check_kind=""), name="task_checks"),
         ]
 
 
@@ -492,12 +547,6 @@ class Assignment(models.Model):
         ]
 
 
-class Choice(models.TextChoices):
-    LEFT = "left", "Left"
-    RIGHT = "right", "Right"
-    TIE = "tie", "About the same"
-
-
 class Judgment(models.Model):
     """One answer. Append-only: never updated or deleted by the app."""
 
@@ -516,6 +565,9 @@ class Judgment(models.Model):
     is_repeat = models.BooleanField(
         default=False, help_text="Answer to a repeat assignment (a consistency probe; fits leave it out)."
     )
+    is_check = models.BooleanField(
+        default=False, help_text="Answer to a quality check (gold pair or attention check): scored, never data.")
+    check_passed = models.BooleanField(null=True, blank=True, help_text="A check's answer: whether it passed.")
     flags = models.JSONField(default=list, blank=True)
     response_time_ms = models.PositiveIntegerField(null=True)
     shown_at = models.DateTimeField()
@@ -527,6 +579,10 @@ class Judgment(models.Model):
                 condition=(Q(is_tie=True) & Q(winner__isnull=True) & Q(loser__isnull=True))
                 | (Q(is_tie=False) & Q(winner__isnull=False) & Q(loser__isnull=False) & ~Q(winner=F("loser"))),
                 name="judgment_outcome_consistent",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_check=False, check_passed__isnull=True) | Q(is_check=True, check_passed__isnull=False),
+                name="judgment_check_scored",
             ),
         ]
         indexes = [models.Index(fields=["project", "id"], name="judgment_project_id")]

@@ -40,18 +40,35 @@ def _is_crowd(request: HttpRequest, rater=None) -> bool:
     return bool(request.GET.get("PROLIFIC_PID")) or (rater is not None and bool(rater.prolific_pid))
 
 
+def _sent_back(request: HttpRequest, project: Project, *, code: str, title: str, message: str, code_note: str,
+               status: int = 200) -> HttpResponse:
+    """The end of the road without the completion code: a crowd participant is sent back to the platform with
+    ``code`` when there is one and a completion URL; anyone else is shown ``message`` (and ``code``)."""
+    if code and project.completion_redirect_url:
+        return HttpResponseRedirect(_with_code(project.completion_redirect_url, code))
+    return render(request, "rater/message.html", {"title": title, "message": message, "code": code,
+                                                  "code_note": code_note}, status=status)
+
+
 def _no_places(request: HttpRequest, project: Project, *, crowd: bool, status: int = 200) -> HttpResponse:
     """A latecomer to a full study: told so (never given a completion code); a crowd participant is sent
     back to the platform with the project's "no places" code when it has one and a completion URL."""
-    code = project.no_places_code if crowd else ""
-    if code and project.completion_redirect_url:
-        return HttpResponseRedirect(_with_code(project.completion_redirect_url, code))
-    return render(request, "rater/message.html", {
-        "title": "This study is full",
-        "message": "Sorry: every place in this study has been taken, so there is nothing for you to do. "
-                   "Thank you for your interest.",
-        "code": code, "code_note": "Return to the study platform and enter this code, or return the study.",
-    }, status=status)
+    return _sent_back(
+        request, project, code=project.no_places_code if crowd else "", status=status,
+        title="This study is full",
+        message="Sorry: every place in this study has been taken, so there is nothing for you to do. "
+                "Thank you for your interest.",
+        code_note="Return to the study platform and enter this code, or return the study.")
+
+
+def _screened_out(request: HttpRequest, project: Project, *, crowd: bool) -> HttpResponse:
+    """A rater screened out after failed quality checks: never given the completion code; a crowd participant
+    is sent back to the platform with the project's "screened out" code when it has one and a completion URL."""
+    return _sent_back(
+        request, project, code=project.screened_out_code if crowd else "", title="Thank you",
+        message="Your session has ended: some of your answers to the study's attention and quality checks did "
+                "not match what was asked, so there are no more tasks for you. Thank you for your time.",
+        code_note="Return to the study platform and enter this code.")
 
 
 def join(request: HttpRequest, slug: str, token: str) -> HttpResponse:
@@ -192,7 +209,8 @@ def task(request: HttpRequest, slug: str) -> HttpResponse:
 
 def done(request: HttpRequest, slug: str) -> HttpResponse:
     """The completion code (or the redirect to the project's completion URL), once nothing is left — and
-    only for a rater who answered something (a latecomer who found no task is told the study is full).
+    only for a rater who answered something (a latecomer who found no task is told the study is full) and
+    was not screened out after failed quality checks (told so, or sent back with the "screened out" code).
 
     Shows; records nothing: completion is recorded when the last answer is stored (see
     :func:`annotator.services.rater_next_after_answer`).
@@ -202,6 +220,8 @@ def done(request: HttpRequest, slug: str) -> HttpResponse:
         return _error_page(request, "Please open the study link you were given to join.", 403)
     if services.rater_next(rater=rater).status != "done":
         return redirect("rater:flow", slug=slug)
+    if selectors.rater_screened_out(rater=rater):
+        return _screened_out(request, project, crowd=_is_crowd(request, rater))
     if rater.n_judgments == 0:  # nothing was left for them: no completion code for no work
         return _no_places(request, project, crowd=_is_crowd(request, rater))
     if project.completion_redirect_url:

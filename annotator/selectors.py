@@ -18,9 +18,11 @@ from annotator.models import (
     Annotation,
     Assignment,
     AssignmentState,
+    CheckKind,
     Choice,
     ConsentVersion,
     Demographics,
+    ExclusionAction,
     InstructionVersion,
     Item,
     Judgment,
@@ -69,7 +71,7 @@ class ProjectReadiness:
 
 
 def project_readiness(*, project: Project) -> ProjectReadiness:
-    tasks = Task.objects.filter(project=project, is_active=True, pool__isnull=True)
+    tasks = Task.objects.filter(project=project, is_active=True, pool__isnull=True, check_kind=CheckKind.NONE)
     return ProjectReadiness(
         is_open=project.is_open,
         has_consent=ConsentVersion.objects.filter(project=project).exists(),
@@ -81,11 +83,32 @@ def project_readiness(*, project: Project) -> ProjectReadiness:
 
 def tasks_available_to(*, rater: Rater) -> QuerySet[Task]:
     """Tasks the rater could still be handed: of the rater's pool (the project's own tasks for a rater of
-    no pool), active, with a free place, never given to them before."""
+    no pool), active, with a free place, never given to them before. Quality checks are not tasks here
+    (:func:`checks_unseen_by`)."""
     project = rater.project
-    return (Task.objects.filter(project=project, pool_id=rater.pool_id, is_active=True)
+    return (Task.objects.filter(project=project, pool_id=rater.pool_id, is_active=True, check_kind=CheckKind.NONE)
             .filter(n_assigned__lt=task_slots(project))
             .exclude(Exists(Assignment.objects.filter(task=OuterRef("pk"), rater=rater))))
+
+
+def checks_unseen_by(*, rater: Rater) -> QuerySet[Task]:
+    """The project's quality checks the rater could be handed: active, not retired, never shown to them
+    (and, where the project offers no tie, none whose expected answer is a tie). None for a pool's rater."""
+    if rater.pool_id is not None:
+        return Task.objects.none()
+    checks = (Task.objects.filter(project_id=rater.project_id, is_active=True, check_retired_at__isnull=True)
+              .exclude(check_kind=CheckKind.NONE)
+              .exclude(Exists(Assignment.objects.filter(task=OuterRef("pk"), rater=rater))))
+    return checks if rater.project.allow_tie else checks.exclude(check_answer=Choice.TIE)
+
+
+def rater_screened_out(*, rater: Rater) -> bool:
+    """True when the rater is excluded by PrefLab itself (a screen-out after failed quality checks): their
+    newest exclusion decision has no author. They get no completion code."""
+    if rater.excluded_at is None:
+        return False
+    newest = RaterExclusion.objects.filter(rater=rater).order_by("-id").values_list("created_by_id", "action")[:1]
+    return any(author is None and action == ExclusionAction.EXCLUDE for author, action in newest)
 
 
 def task_slots(project: Project):
@@ -171,16 +194,16 @@ _UNKNOWN = object()
 def rater_progress(*, rater: Rater, current=_UNKNOWN) -> dict:
     """How far the rater is: answered tasks and how many they may do at most.
 
-    Repeats count as done once answered (the rater cannot tell them apart), but are not part of
-    ``tasks_per_rater``: a repeat answered or open adds one to the total, so the limit stays reachable.
+    Repeats and quality checks count as done once answered (the rater cannot tell them apart), but are not
+    part of ``tasks_per_rater``: one answered or open adds one to the total, so the limit stays reachable.
     ``current``: the rater's open assignment (or None) when the caller already has it.
     """
     project = rater.project
     if project.tasks_per_rater:
         if current is _UNKNOWN:
             current = assignment_open(rater=rater)
-        open_repeat = 1 if current is not None and current.is_repeat else 0
-        total = project.tasks_per_rater + rater.n_repeats + open_repeat
+        open_extra = 1 if current is not None and (current.is_repeat or current.task.check_kind) else 0
+        total = project.tasks_per_rater + rater.n_repeats + rater.n_checks + open_extra
     else:
         # Counting the tasks still open to this rater scans the project's open slots; it is cached
         # per rater for a minute (the total then shifts only when other raters fill tasks).
@@ -218,19 +241,21 @@ class ProjectProgress:
 
 
 def project_progress(*, project: Project, rater_limit: int = 200) -> ProjectProgress:
-    # a retired image's tasks are done with; a pool's (calibration round's) tasks are not the study's
-    tasks = Task.objects.filter(project=project, is_active=True, pool__isnull=True)
+    # a retired image's tasks are done with; a pool's (calibration round's) tasks are not the study's;
+    # quality checks are not data (nor are their answers)
+    tasks = Task.objects.filter(project=project, is_active=True, pool__isnull=True, check_kind=CheckKind.NONE)
     n_tasks = tasks.count()
     histogram = list(
         tasks.values_list("n_judgments").annotate(n=Count("id")).order_by("n_judgments")
     )
-    n_judgments = Judgment.objects.filter(project=project).count()
+    judgments = Judgment.objects.filter(project=project, is_check=False)
+    n_judgments = judgments.count()
     n_judgments += Annotation.objects.filter(project=project).count()  # rich-feedback and checklist answers
     n_judgments += RankAnswer.objects.filter(project=project, task__pool__isnull=True).count()  # rankings
     wanted = n_tasks * project.overlap
     done_towards_goal = sum(min(k, project.overlap) * n for k, n in histogram)
     times = list(
-        Judgment.objects.filter(project=project, response_time_ms__isnull=False)
+        judgments.filter(response_time_ms__isnull=False)
         .order_by("-id")
         .values_list("response_time_ms", flat=True)[:20000]
     )
@@ -241,7 +266,7 @@ def project_progress(*, project: Project, rater_limit: int = 200) -> ProjectProg
         .values("public_id", "source", "n_judgments", "created_at", "completed_at")[:rater_limit]
     )
     per_day = list(
-        Judgment.objects.filter(project=project)
+        judgments
         .annotate(day=TruncDate("submitted_at"))
         .values_list("day")
         .annotate(n=Count("id"))
@@ -296,9 +321,23 @@ class RaterRow:
     excluded_at: datetime | None = None
     excluded_reason: str = ""
     quality: RaterQuality | None = None
+    n_checks: int = 0
+    n_checks_passed: int = 0
+    screened_out: bool = False
+
+    @property
+    def check_pass_rate(self) -> float | None:
+        """Share of the quality checks answered that passed (None: none answered)."""
+        return self.n_checks_passed / self.n_checks if self.n_checks else None
+
+    @property
+    def failed_checks(self) -> bool:
+        """The "failed checks" flag: at least one quality check answered wrongly."""
+        return self.n_checks_passed < self.n_checks
 
 
 RATER_STATUSES = {
+    "screened_out": "screened out",
     "finished": "finished",
     "answering": "answering",
     "declined": "declined consent",
@@ -306,7 +345,9 @@ RATER_STATUSES = {
 }
 
 
-def _rater_status(rater: Rater) -> str:
+def _rater_status(rater: Rater, *, screened_out: bool = False) -> str:
+    if screened_out:  # checked first: a screened-out rater reaches "nothing left", but did not finish
+        return "screened_out"
     if rater.completed_at is not None:
         return "finished"
     if rater.n_judgments:
@@ -330,10 +371,13 @@ def raters_of_project(*, project: Project, search: str = "", by_crowd_ids: bool 
 
 
 def rater_rows(*, raters: Iterable[Rater], quality: dict[int, RaterQuality] | None = None) -> list[RaterRow]:
-    """Rows for the given raters, with time on tasks and last answer from two grouped queries, and each
-    rater's quality figures and flags from ``quality`` (:func:`rater_quality_by_rater`) when given."""
+    """Rows for the given raters, with time on tasks and last answer from two grouped queries, quality checks
+    answered and passed from one more, and each rater's quality figures and flags from ``quality``
+    (:func:`rater_quality_by_rater`) when given."""
     raters = list(raters)
     ids = [r.pk for r in raters]
+    checks = rater_check_counts(rater_ids=ids)
+    screened = raters_screened_out(rater_ids=[r.pk for r in raters if r.excluded_at is not None])
     totals: dict[int, tuple[int, datetime | None]] = {}
     for model in (Judgment, Annotation):
         grouped = (model.objects.filter(rater_id__in=ids).values("rater_id")
@@ -345,17 +389,39 @@ def rater_rows(*, raters: Iterable[Rater], quality: dict[int, RaterQuality] | No
     rows = []
     for rater in raters:
         ms, last = totals.get(rater.pk, (0, None))
+        n_checks, n_passed = checks.get(rater.pk, (0, 0))
         rows.append(RaterRow(
             public_id=rater.public_id, source=rater.source, prolific_pid=rater.prolific_pid,
-            study_id=rater.study_id, session_id=rater.session_id, status=_rater_status(rater),
+            study_id=rater.study_id, session_id=rater.session_id,
+            status=_rater_status(rater, screened_out=rater.pk in screened),
             n_answers=rater.n_judgments, n_repeats=rater.n_repeats, time_on_tasks_s=ms / 1000,
             elapsed_s=(last - rater.created_at).total_seconds() if last else None,
             joined_at=rater.created_at, consented_at=rater.consented_at,
             consent_declined_at=rater.consent_declined_at, completed_at=rater.completed_at, last_answer_at=last,
             rater_id=rater.pk, excluded_at=rater.excluded_at, excluded_reason=rater.excluded_reason,
-            quality=(quality or {}).get(rater.pk),
+            quality=(quality or {}).get(rater.pk), n_checks=n_checks, n_checks_passed=n_passed,
+            screened_out=rater.pk in screened,
         ))
     return rows
+
+
+def rater_check_counts(*, rater_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Quality checks answered and passed, by rater id (one grouped query; raters with none are absent)."""
+    grouped = (Judgment.objects.filter(rater_id__in=rater_ids, is_check=True).values("rater_id")
+               .annotate(n=Count("id"), passed=Count("id", filter=Q(check_passed=True))).order_by())
+    return {row["rater_id"]: (row["n"], row["passed"]) for row in grouped}
+
+
+def raters_screened_out(*, rater_ids: list[int]) -> set[int]:
+    """Of the given (excluded) raters, those whose newest exclusion decision is PrefLab's own screen-out."""
+    if not rater_ids:
+        return set()
+    newest = RaterExclusion.objects.filter(rater_id=OuterRef("pk")).order_by("-id")
+    return set(Rater.objects.filter(pk__in=rater_ids, excluded_at__isnull=False)
+               .annotate(newest_action=Subquery(newest.values("action")[:1]),
+                         newest_author=Subquery(newest.values("created_by_id")[:1]))
+               .filter(newest_action=ExclusionAction.EXCLUDE, newest_author__isnull=True)
+               .values_list("pk", flat=True))
 
 
 def rater_rows_all(*, project: Project, chunk: int = 500) -> Iterator[RaterRow]:
@@ -386,12 +452,13 @@ def rater_quality_by_rater(*, project: Project, cutoff_judgment_id: int | None =
 
     Pairwise judgments (up to ``cutoff_judgment_id`` if given) give the position-bias test (left picks
     among decisive answers, i.e. left or right, not ties) and the response times; answers to repeat
-    assignments are left out of both (a repeat shows a pair with its sides swapped, not re-drawn). Rich
+    assignments are left out of both (a repeat shows a pair with its sides swapped, not re-drawn), and so are
+    answers to quality checks (scored on their own: :func:`rater_check_counts`). Rich
     feedback (up to ``cutoff_annotation_id``) gives straight-lining over the project's Likert dimensions.
     Excluded raters are included (a flag stays visible after the decision it led to). One grouped query
     over judgments, one read of the rich-feedback scores.
     """
-    judgments = Judgment.objects.filter(project=project, is_repeat=False, right_item__isnull=False)
+    judgments = Judgment.objects.filter(project=project, is_repeat=False, is_check=False, right_item__isnull=False)
     if cutoff_judgment_id is not None:
         judgments = judgments.filter(id__lte=cutoff_judgment_id)
     fast_below = math.ceil(thresholds.too_fast_ms)  # whole milliseconds: t < 800.0 ⇔ t < 800
@@ -447,3 +514,63 @@ def item_usage(*, item: Item) -> ItemUsage:
         n_judgments=Judgment.objects.filter(Q(left_item=item) | Q(right_item=item)).count(),
         n_annotations=Annotation.objects.filter(item=item).count(),
     )
+
+
+# Quality checks -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """One quality check as the checks page lists it, with how its raters did."""
+
+    task: Task
+    n_shown: int
+    n_answered: int
+    n_passed: int
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self.n_passed / self.n_answered if self.n_answered else None
+
+
+def checks_of_project(*, project: Project) -> list[CheckRow]:
+    """The project's quality checks, newest first, each with raters shown it, answers and passes (one query)."""
+    answers = (Judgment.objects.filter(task_id=OuterRef("pk")).values("task_id")
+               .annotate(n=Count("id"), passed=Count("id", filter=Q(check_passed=True))).order_by())
+    shown = (Assignment.objects.filter(task_id=OuterRef("pk")).values("task_id").annotate(n=Count("id"))
+             .order_by().values("n"))
+    checks = (Task.objects.filter(project=project).exclude(check_kind=CheckKind.NONE)
+              .select_related("item_a", "item_b").order_by("-id")
+              .annotate(n_shown=Coalesce(Subquery(shown), 0),
+                        n_answered=Coalesce(Subquery(answers.values("n")), 0),
+                        n_passed=Coalesce(Subquery(answers.values("passed")), 0)))
+    return [CheckRow(task=t, n_shown=t.n_shown, n_answered=t.n_answered, n_passed=t.n_passed) for t in checks]
+
+
+@dataclass(frozen=True)
+class ChecksOverview:
+    """The checks page: every check with its figures, and the totals over all of them."""
+
+    rows: list[CheckRow]
+    n_active: int
+    n_answered: int
+    n_passed: int
+    n_screened_out: int
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self.n_passed / self.n_answered if self.n_answered else None
+
+
+def checks_overview(*, project: Project) -> ChecksOverview:
+    rows = checks_of_project(project=project)
+    return ChecksOverview(
+        rows=rows, n_active=sum(1 for r in rows if r.task.check_retired_at is None and r.task.is_active),
+        n_answered=sum(r.n_answered for r in rows), n_passed=sum(r.n_passed for r in rows),
+        n_screened_out=raters_screened_out_count(project=project))
+
+
+def raters_screened_out_count(*, project: Project) -> int:
+    """How many of the project's raters are screened out now (excluded by PrefLab after failed checks)."""
+    excluded = list(Rater.objects.filter(project=project, excluded_at__isnull=False).values_list("pk", flat=True))
+    return len(raters_screened_out(rater_ids=excluded))

@@ -27,7 +27,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = ["slug", "name", "description", "overlap", "tasks_per_rater", "repeat_rate", "effective_radius",
                   "allow_tie", "pairwise_flags", "completion_code", "completion_redirect_url", "no_places_code",
                   "consent_declined_code", "is_open", "adaptive_batch", "adaptive_target", "created_at", "role",
-                  "prolific_webhook_configured"]
+                  "prolific_webhook_configured", "check_rate", "check_fail_limit", "screened_out_code"]
         read_only_fields = ["created_at", "role"]
 
     prolific_webhook_configured = serializers.SerializerMethodField()
@@ -61,6 +61,15 @@ class ProjectUpdateSerializer(serializers.Serializer):
     allow_tie = serializers.BooleanField(required=False)
     no_places_code = serializers.CharField(max_length=64, required=False, allow_blank=True)
     consent_declined_code = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    check_rate = serializers.FloatField(
+        min_value=0, max_value=0.5, required=False,
+        help_text="Share of a rater's assignments that are quality checks (gold pairs, attention checks).")
+    check_fail_limit = serializers.IntegerField(
+        min_value=0, max_value=1000, required=False,
+        help_text="Screen a rater out after this many failed quality checks (0: never).")
+    screened_out_code = serializers.CharField(
+        max_length=64, required=False, allow_blank=True,
+        help_text="Code a crowd participant who is screened out is sent back with.")
     adaptive_batch = serializers.IntegerField(min_value=0, max_value=100_000, required=False)
     adaptive_target = serializers.ChoiceField(choices=AdaptiveTarget.choices, required=False)
     prolific_webhook_secret = serializers.CharField(

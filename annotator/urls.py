@@ -27,4 +27,6 @@ urlpatterns = [
     path("<slug:slug>/consent/", views.consent, name="consent"),
     path("<slug:slug>/instructions/", views.instructions, name="instructions"),
     path("<slug:slug>/tasks/", views.tasks, name="tasks"),
+    path("<slug:slug>/checks/", views.checks, name="checks"),
+    path("<slug:slug>/checks/<int:check_id>/retire/", views.check_retire, name="check_retire"),
 ]

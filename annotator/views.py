@@ -18,6 +18,7 @@ from annotator import selectors, services
 from annotator.consolidation import KIND_COLOURS, item_feedback, project_feedback_summary
 from annotator.errors import DomainError
 from annotator.forms import (
+    CheckForm,
     ChecklistQuestionsFormSet,
     ConsentForm,
     InstructionForm,
@@ -277,7 +278,7 @@ def tasks(request: HttpRequest, slug: str) -> HttpResponse:
             kind = "rank" if data["strategy"] == "rank" else "pairwise"
             messages.success(request, f"Created {created} new {kind} task(s).")
             return redirect("annotator:tasks", slug=slug)
-    counts = dict(project.tasks.filter(kind__in=["pairwise", "rank"]).values_list("kind")
+    counts = dict(project.tasks.filter(kind__in=["pairwise", "rank"], check_kind="").values_list("kind")
                   .annotate(n=Count("id")).order_by())
     return render(request, "researcher/tasks.html", {
         "project": project, "role": role, "form": form, "n_tasks": counts.get("pairwise", 0),
@@ -298,6 +299,52 @@ def _read_pair_list(upload) -> list[tuple[str, str]]:
     if bad:
         raise DomainError(f"Pair list line {bad} needs two columns.", field="pair_list")
     return [(row[0].strip(), row[1].strip()) for row in rows]
+
+
+# Quality checks --------------------------------------------------------------------------------------
+
+#: At most this many images are offered in the checks form's image lists (newest first).
+CHECK_FORM_ITEMS = 2000
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def checks(request: HttpRequest, slug: str) -> HttpResponse:
+    """Gold pairs and attention checks: make one, see how raters did on each, retire one."""
+    project, role = project_member_or_404(request, slug, write=request.method == "POST")
+    items = list(project.items.filter(retired_at__isnull=True).order_by("-id")
+                 .only("id", "original_name")[:CHECK_FORM_ITEMS])
+    form = CheckForm(*_posted(request), items=items)
+    refused = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            check = services.check_create(project=project, kind=data["kind"], left_item_id=data["left_item"],
+                                          right_item_id=data["right_item"], answer=data["answer"],
+                                          instruction=data["instruction"])
+        except DomainError as exc:
+            refused = exc
+            _form_error(form, exc)
+        else:
+            messages.success(request, f"Made {check.get_check_kind_display().lower()} #{check.pk}.")
+            return redirect("annotator:checks", slug=slug)
+    return render(request, "researcher/checks.html", {
+        "project": project, "role": role, "form": form, "overview": selectors.checks_overview(project=project),
+        "editable": role == Role.RESEARCHER,
+    }, status=_status(request, form, error=refused))
+
+
+@login_required
+@require_POST
+def check_retire(request: HttpRequest, slug: str, check_id: int) -> HttpResponse:
+    project, _ = project_member_or_404(request, slug, write=True)
+    try:
+        check = services.check_retire(project=project, check_id=check_id)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("annotator:checks", slug=slug)
+    messages.success(request, f"Retired check #{check.pk}: no new rater is shown it; its answers are kept.")
+    return redirect("annotator:checks", slug=slug)
 
 
 # Rich feedback ---------------------------------------------------------------------------------------
@@ -350,7 +397,8 @@ def feedback(request: HttpRequest, slug: str) -> HttpResponse:
     annotated = (Item.objects.filter(project=project, annotations__isnull=False).distinct().order_by("-id")[:120])
     return render(request, "researcher/feedback.html", {
         "project": project, "role": role, "summary": summary, "annotated": annotated, "tasks_form": tasks_form,
-        "task_counts": dict(project.tasks.values_list("kind").annotate(n=Count("id")).order_by()),
+        "task_counts": dict(project.tasks.filter(check_kind="").values_list("kind").annotate(n=Count("id"))
+                            .order_by()),
     }, status=_status(request, tasks_form, error=refused))
 
 
@@ -494,6 +542,7 @@ def _raters_page(request: HttpRequest, project, role, *, error: DomainError | No
         "search": search, "statuses": selectors.RATER_STATUSES, "show_crowd_ids": role == Role.RESEARCHER,
         "can_exclude": role == Role.RESEARCHER, "n_raters": project.raters.count(), "n_flagged": flagged,
         "n_excluded": project.raters.filter(excluded_at__isnull=False).count(),
+        "n_screened_out": selectors.raters_screened_out_count(project=project),
         "thresholds": selectors.QUALITY_THRESHOLDS, "history": selectors.rater_exclusion_history(project=project),
         "error": error, "error_rater": error_rater,
         "prolific": prolific_summary(project=project) if role == Role.RESEARCHER else None,
@@ -538,8 +587,9 @@ RATER_CSV_COLUMNS = (
     "rater", "source", "prolific_pid", "study_id", "session_id", "status", "answers", "repeats",
     "time_on_tasks_s", "elapsed_s", "joined_at", "consented_at", "consent_declined_at", "completed_at",
     "last_answer_at", "decisive_answers", "left_share", "position_p_holm", "timed_answers", "fast_share",
-    "likert_answers", "identical_share", "quality_flags", "quality_reasons", "excluded", "excluded_at",
-    "excluded_reason", "decision", "bonus",
+    "likert_answers", "identical_share", "quality_flags", "quality_reasons", "checks_answered", "checks_passed",
+    "check_pass_rate", "failed_checks", "excluded", "excluded_at", "excluded_reason", "screened_out", "decision",
+    "bonus",
 )
 
 
@@ -578,8 +628,10 @@ def raters_csv(request: HttpRequest, slug: str) -> StreamingHttpResponse:
                 r.public_id, r.source, r.prolific_pid, r.study_id, r.session_id, r.status, r.n_answers,
                 r.n_repeats, f"{r.time_on_tasks_s:.1f}", "" if r.elapsed_s is None else f"{r.elapsed_s:.1f}",
                 _iso(r.joined_at), _iso(r.consented_at), _iso(r.consent_declined_at), _iso(r.completed_at),
-                _iso(r.last_answer_at), *_quality_cells(r.quality), "yes" if r.excluded_at else "no",
-                _iso(r.excluded_at), r.excluded_reason, "", "",
+                _iso(r.last_answer_at), *_quality_cells(r.quality), r.n_checks, r.n_checks_passed,
+                _number(r.check_pass_rate, ".3f"), "yes" if r.failed_checks else "no",
+                "yes" if r.excluded_at else "no", _iso(r.excluded_at), r.excluded_reason,
+                "yes" if r.screened_out else "no", "", "",
             ])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")

@@ -4,7 +4,9 @@ Every loader takes a cut-off (the last judgment or annotation id a job saw), so 
 is reproducible from its stored cut-off and the rater exclusions in force when it ran: every loader of
 answers (judgments, rankings, annotations) leaves out the raters a researcher excluded
 (``Rater.excluded_at`` set; :mod:`annotator.services.quality`; ``RaterExclusion`` keeps the dated
-history), through :func:`answers_included`.
+history), and every loader of judgments leaves out answers to quality checks (``Judgment.is_check``:
+gold pairs and attention checks are scored, never data; :mod:`annotator.services.checks`), through
+:func:`answers_included`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from django.db.models import Max, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 
 from annotator.consolidation import item_feedback
 from annotator.errors import InvalidInput
@@ -27,7 +29,9 @@ from annotator.models import (
     Project,
     RankAnswer,
     Rater,
+    Task,
 )
+from annotator.selectors import raters_screened_out_count
 from ranking.core.bt import decay_weights
 from ranking.core.metric_agreement import JudgmentArrays, MetricColumn
 from ranking.core.pairwise import A_WINS, B_WINS, NOT_ANSWERED, PREFER_NOT, TIE, PairwiseRows
@@ -40,8 +44,10 @@ from ranking.models import FitModel, FitRun, ItemScore, Metric, MetricRun, Metri
 
 
 def answers_included(qs: QuerySet) -> QuerySet:
-    """Judgments, rank answers or annotations without those of excluded raters (the one definition)."""
-    return qs.filter(rater__excluded_at__isnull=True)
+    """Judgments, rank answers or annotations without those of excluded raters and (judgments) without answers
+    to quality checks (the one definition)."""
+    qs = qs.filter(rater__excluded_at__isnull=True)
+    return qs.filter(is_check=False) if qs.model is Judgment else qs
 
 
 @dataclass(frozen=True)
@@ -238,9 +244,10 @@ def repeat_pairs(*, project: Project, cutoff_judgment_id: int | None = None) -> 
 def exclusions(*, project: Project, cutoff_judgment_id: int | None = None,
                cutoff_annotation_id: int | None = None) -> dict:
     """The raters excluded now, and what of theirs the loaders leave out (up to the cut-offs): counts and
-    the reasons given, each with how many raters it was given for (raters only in aggregate)."""
+    the reasons given, each with how many raters it was given for (raters only in aggregate); how many of
+    them PrefLab screened out after failed quality checks; and the quality checks (:func:`quality_checks`)."""
     excluded = Rater.objects.filter(project=project, excluded_at__isnull=False)
-    judgments = Judgment.objects.filter(project=project, rater__excluded_at__isnull=False)
+    judgments = Judgment.objects.filter(project=project, rater__excluded_at__isnull=False, is_check=False)
     if cutoff_judgment_id is not None:
         judgments = judgments.filter(id__lte=cutoff_judgment_id)
     annotations = Annotation.objects.filter(project=project, rater__excluded_at__isnull=False)
@@ -256,6 +263,26 @@ def exclusions(*, project: Project, cutoff_judgment_id: int | None = None,
         "n_rankings": (RankAnswer.objects.filter(project=project, rater__excluded_at__isnull=False,
                                                  task__pool__isnull=True).count() if reasons else 0),
         "reasons": [{"reason": r, "n": n} for r, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))],
+        "n_screened_out": raters_screened_out_count(project=project) if reasons else 0,
+        "quality_checks": quality_checks(project=project, cutoff_judgment_id=cutoff_judgment_id),
+    }
+
+
+def quality_checks(*, project: Project, cutoff_judgment_id: int | None = None) -> dict:
+    """The datasheet's quality-check figures: the check rate and fail limit now, the checks made (gold pairs,
+    attention checks), their answers up to the cut-off, every rater's included, and the share that passed."""
+    checks = Task.objects.filter(project=project).exclude(check_kind="")
+    kinds = dict(checks.values_list("check_kind").annotate(n=Count("id")).order_by())
+    answers = Judgment.objects.filter(project=project, is_check=True)
+    if cutoff_judgment_id is not None:
+        answers = answers.filter(id__lte=cutoff_judgment_id)
+    counts = answers.aggregate(n=Count("id"), passed=Count("id", filter=Q(check_passed=True)),
+                               raters=Count("rater_id", distinct=True))
+    return {
+        "check_rate": project.check_rate, "fail_limit": project.check_fail_limit,
+        "n_checks": sum(kinds.values()), "n_gold": kinds.get("gold", 0), "n_attention": kinds.get("attention", 0),
+        "n_answers": counts["n"], "n_passed": counts["passed"], "n_raters": counts["raters"],
+        "pass_rate": counts["passed"] / counts["n"] if counts["n"] else None,
     }
 
 

@@ -179,7 +179,7 @@ def write_judgments(root: Path, *, project: Project, cutoff_id: int | None, rate
         ("instruction_version", pa.int32()), ("response_time_ms", pa.int64()), *raters.fields(),
     ])
     out = _TableWriter(root / "judgments", "judgments", schema)
-    qs = (Judgment.objects.filter(project=project)
+    qs = (Judgment.objects.filter(project=project, is_check=False)  # answers to quality checks are not data
           .annotate(submitted_us=EpochMicros("submitted_at"), shown_us=EpochMicros("shown_at"),
                     flags_text=Cast("flags", output_field=TextField())))
     qs = qs.none() if cutoff_id is None else qs.filter(id__lte=cutoff_id)

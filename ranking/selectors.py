@@ -143,8 +143,8 @@ def agreement_report_failed_since(*, project: Project, report: AgreementReport |
 
 
 def agreement_report_new_data(*, report: AgreementReport) -> dict:
-    """How many judgments and annotations arrived after the report's cut-offs."""
-    judgments = Judgment.objects.filter(project_id=report.project_id)
+    """How many judgments (quality checks' answers aside) and annotations arrived after the report's cut-offs."""
+    judgments = Judgment.objects.filter(project_id=report.project_id, is_check=False)
     if report.cutoff_judgment_id is not None:
         judgments = judgments.filter(id__gt=report.cutoff_judgment_id)
     annotations = Annotation.objects.filter(project_id=report.project_id)
@@ -167,7 +167,7 @@ def agreement_report_state(*, project: Project) -> dict:
 
 def project_data_size(*, project: Project) -> int:
     """Judgments + annotations of the project (how long a report takes, roughly)."""
-    return (Judgment.objects.filter(project=project).count()
+    return (Judgment.objects.filter(project=project, is_check=False).count()
             + Annotation.objects.filter(project=project).count())
 
 
@@ -195,7 +195,9 @@ def demographics_summary(*, project: Project) -> list[dict]:
 def instruction_history(*, project: Project, cutoff_judgment_id: int | None = None,
                         cutoff_annotation_id: int | None = None) -> list[dict]:
     """Every instruction version with the dates it was in force and the answers given under it."""
-    judged = Q() if cutoff_judgment_id is None else Q(judgments__id__lte=cutoff_judgment_id)
+    judged = Q(judgments__is_check=False)  # answers to quality checks are not data
+    if cutoff_judgment_id is not None:
+        judged &= Q(judgments__id__lte=cutoff_judgment_id)
     versions = list(InstructionVersion.objects.filter(project=project).order_by("version")
                     .annotate(n_judgments=Count("judgments", filter=judged, distinct=True)))
     annotations = Annotation.objects.filter(project=project)
@@ -356,7 +358,7 @@ def calibration_report_state(*, project: Project) -> dict:
         failed = failed.filter(pk__gt=latest.pk)
     new_data = None
     if latest is not None:
-        judgments = Judgment.objects.filter(project=project)
+        judgments = Judgment.objects.filter(project=project, is_check=False)
         runs = MetricRun.objects.filter(project=project, status=JobStatus.SUCCEEDED)
         if latest.cutoff_judgment_id is not None:
             judgments = judgments.filter(id__gt=latest.cutoff_judgment_id)

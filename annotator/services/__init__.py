@@ -10,7 +10,9 @@ write ``from annotator import services`` and ``services.judgment_create(...)``:
 - :mod:`~annotator.services.instructions` — instruction and consent versions;
 - :mod:`~annotator.services.raters` — joining (with the capacity check), consent and its decline,
   demographics, acknowledging instructions, the rater's next step and completion;
-- :mod:`~annotator.services.assignments` — which task a rater gets next, repeats, expiry;
+- :mod:`~annotator.services.assignments` — which task a rater gets next, repeats, quality checks, expiry;
+- :mod:`~annotator.services.checks` — quality checks (gold pairs, attention checks): making, retiring,
+  scoring answers, screening out raters who fail too many;
 - :mod:`~annotator.services.tasks` — task generation (pairs, one task per item);
 - :mod:`~annotator.services.ranks` — rank tasks (k images ordered best → worst): generation, the shown
   order of an assignment, and the rater's ranking (stored through ``answers``);
@@ -23,6 +25,7 @@ write ``from annotator import services`` and ``services.judgment_create(...)``:
 
 from annotator.services.annotations import annotation_create, project_feedback_update
 from annotator.services.assignments import assignment_next, assignments_expire
+from annotator.services.checks import check_create, check_retire
 from annotator.services.instructions import consent_version_create, instruction_version_create
 from annotator.services.items import item_restore, item_retire, item_update
 from annotator.services.judgments import judgment_create
@@ -60,6 +63,8 @@ __all__ = [
     "annotation_create",
     "assignment_next",
     "assignments_expire",
+    "check_create",
+    "check_retire",
     "consent_version_create",
     "demographics_submit",
     "instruction_version_create",

@@ -122,6 +122,7 @@ def answer_create(
         return _replay(existing, rater=rater, assignment_id=assignment_id), False
     rater.n_judgments += 1
     rater.n_repeats += int(assignment.is_repeat)
+    rater.n_checks += int(bool(assignment.task.check_kind))
     return answer, True
 
 
@@ -192,6 +193,8 @@ def _assignment_answered(*, assignment: Assignment, rater: Rater) -> None:
 
     A repeat's answer leaves the task's counters alone (a repeat is a consistency probe, not a
     vote towards the overlap) and is counted in the rater's ``n_repeats`` as well as ``n_judgments``.
+    A quality check's answer moves its task's counters like any answer (they count the raters it was
+    shown to and answered by) and is counted in the rater's ``n_checks`` as well as ``n_judgments``.
     """
     Assignment.objects.filter(pk=assignment.pk).update(state=AssignmentState.ANSWERED, answered_at=timezone.now())
     if assignment.is_repeat:
@@ -200,4 +203,7 @@ def _assignment_answered(*, assignment: Assignment, rater: Rater) -> None:
     slot = 1 if assignment.state == AssignmentState.EXPIRED else 0
     Task.objects.filter(pk=assignment.task_id).update(n_judgments=F("n_judgments") + 1,
                                                       n_assigned=F("n_assigned") + slot)
+    if assignment.task.check_kind:
+        Rater.objects.filter(pk=rater.pk).update(n_judgments=F("n_judgments") + 1, n_checks=F("n_checks") + 1)
+        return
     Rater.objects.filter(pk=rater.pk).update(n_judgments=F("n_judgments") + 1)

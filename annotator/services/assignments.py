@@ -1,4 +1,5 @@
-"""Assignment: which task a rater gets next (and repeats of answered pairs), and expiry of abandoned ones."""
+"""Assignment: which task a rater gets next (repeats of answered pairs and quality checks mixed in), and expiry
+of abandoned ones."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from annotator import selectors
-from annotator.models import Assignment, AssignmentState, Rater, Task, TaskKind
+from annotator.models import Assignment, AssignmentState, CheckKind, Rater, Task, TaskKind
 from annotator.services.ranks import rank_shown_order
 
 #: A repeat re-shows a pair only after at least this many other assignments of the same rater.
@@ -41,6 +42,11 @@ def assignment_next(*, rater: Rater, none_open: bool = False) -> Assignment | No
     towards ``tasks_per_rater``; they are only served while a new task is still available, so
     they never delay a rater's completion.
 
+    Quality checks: otherwise, with probability ``project.check_rate`` (a draw of its own, seeded the same
+    way) the next assignment is a quality check the rater has not seen (:func:`_check_create`). Like
+    repeats, checks do not count towards ``tasks_per_rater`` and are served only while a new task is
+    available; the normal selection never hands one out.
+
     ``none_open``: the caller knows the rater holds no open assignment (it has just stored the answer to
     it), so it is not looked up first. Should a concurrent request of the rater have opened one since,
     the claim below runs into the one-open-assignment constraint and returns that one.
@@ -55,7 +61,7 @@ def assignment_next(*, rater: Rater, none_open: bool = False) -> Assignment | No
         if open_assignment is not None:
             return open_assignment
     project = rater.project
-    if project.tasks_per_rater and rater.n_judgments - rater.n_repeats >= project.tasks_per_rater:
+    if project.tasks_per_rater and rater.n_judgments - rater.n_repeats - rater.n_checks >= project.tasks_per_rater:
         return selectors.assignment_open(rater=rater) if none_open else None
     available = selectors.tasks_available_to(rater=rater)
     if project.repeat_rate > 0:
@@ -64,6 +70,12 @@ def assignment_next(*, rater: Rater, none_open: bool = False) -> Assignment | No
             repeat = _repeat_create(rater=rater, rng=rng)
             if repeat is not None:
                 return repeat
+    if project.check_rate > 0 and rater.pool_id is None:
+        rng = random.Random(f"check:{rater.pk}:{rater.n_judgments}")
+        if rng.random() < project.check_rate and available.exists():
+            check = _check_create(rater=rater, rng=rng)
+            if check is not None:
+                return check
     attempts = 8
     for attempt in range(attempts):
         with transaction.atomic():
@@ -74,7 +86,7 @@ def assignment_next(*, rater: Rater, none_open: bool = False) -> Assignment | No
                 # only the task row is locked; its images come with it for the answer's payload
                 .select_for_update(skip_locked=attempt < attempts - 1, of=("self",))
                 .select_related("item_a", "item_b")
-                .only("id", "kind", "item_a_id", "item_b_id", *_ITEM_FIELDS)
+                .only("id", "kind", "check_kind", "check_instruction", "item_a_id", "item_b_id", *_ITEM_FIELDS)
                 .first()
             )
             if task is None:
@@ -117,7 +129,7 @@ def assignment_next(*, rater: Rater, none_open: bool = False) -> Assignment | No
 def _repeat_create(*, rater: Rater, rng: random.Random) -> Assignment | None:
     """Open a repeat of one of the rater's answered pairwise assignments, or None if none is eligible.
 
-    Eligible: answered, not itself a repeat, not yet repeated, and followed by at least
+    Eligible: answered, not itself a repeat nor a quality check, not yet repeated, and followed by at least
     :data:`REPEAT_MIN_GAP` other assignments of this rater (so the repeat is never shown within
     three tasks of the first showing). One is chosen with ``rng``; the repeat shows its task with
     left and right swapped and takes no slot of the task.
@@ -129,7 +141,8 @@ def _repeat_create(*, rater: Rater, rng: random.Random) -> Assignment | None:
         return None
     eligible = (
         Assignment.objects.filter(rater=rater, is_repeat=False, state=AssignmentState.ANSWERED,
-                                  right_item__isnull=False, id__lt=recent[-1], task__is_active=True)
+                                  right_item__isnull=False, id__lt=recent[-1], task__is_active=True,
+                                  task__check_kind=CheckKind.NONE)
         .exclude(Exists(Assignment.objects.filter(repeat_of=OuterRef("pk"))))
         .order_by("id")
     )
@@ -147,6 +160,34 @@ def _repeat_create(*, rater: Rater, rng: random.Random) -> Assignment | None:
     except IntegrityError:
         # A concurrent request of the same rater opened an assignment (or this repeat) first.
         return selectors.assignment_open(rater=rater)
+
+
+def _check_create(*, rater: Rater, rng: random.Random) -> Assignment | None:
+    """Open one of the quality checks the rater has not seen, chosen with ``rng``, or None if none is left.
+
+    A gold pair's sides are drawn with ``rng`` (it must look like any task); an attention check is shown as
+    the researcher stored it (its instruction may name a side). The check's ``n_assigned`` counts the raters
+    it was handed to (so expiry and place releases, which give a slot back, keep it consistent).
+    """
+    unseen = selectors.checks_unseen_by(rater=rater).order_by("id")
+    n_unseen = unseen.count()
+    if not n_unseen:
+        return None
+    check = unseen.select_related("item_a", "item_b")[rng.randrange(n_unseen)]
+    left, right = check.item_a_id, check.item_b_id
+    if check.check_kind == CheckKind.GOLD and rng.random() < 0.5:
+        left, right = right, left
+    try:
+        with transaction.atomic():
+            created = Assignment.objects.create(task_id=check.pk, rater=rater, project=rater.project,
+                                                left_item_id=left, right_item_id=right)
+            Task.objects.filter(pk=check.pk).update(n_assigned=F("n_assigned") + 1)
+    except IntegrityError:
+        # A concurrent request of the same rater opened an assignment (or this check) first.
+        return selectors.assignment_open(rater=rater)
+    items = {check.item_a_id: check.item_a, check.item_b_id: check.item_b}
+    created.task, created.left_item, created.right_item = check, items[left], items[right]
+    return created
 
 
 def assignments_expire(*, older_than: timedelta, limit: int = 10_000) -> int:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from annotator.errors import InvalidInput
 from annotator.models import Assignment, Choice, Judgment, Rater, TaskKind
 from annotator.services.answers import answer_create
+from annotator.services.checks import check_passed, rater_screen_if_failing
 
 
 def judgment_create(
@@ -25,6 +26,9 @@ def judgment_create(
     nothing. The answer is refused (nothing stored) if the assignment is not this
     rater's, was already answered, or the rater has not read the current instructions
     (the rules of :func:`annotator.services.answers.answer_create`).
+
+    An answer to a quality check is stored the same way, marked ``is_check`` and scored (``check_passed``);
+    a failed one may screen the rater out (:func:`annotator.services.checks.rater_screen_if_failing`).
     """
     flags = list(flags or ())
 
@@ -45,6 +49,7 @@ def judgment_create(
             winner, loser = assignment.left_item_id, assignment.right_item_id
         else:
             winner, loser = assignment.right_item_id, assignment.left_item_id
+        is_check = bool(assignment.task.check_kind)
         return {
             "left_item_id": assignment.left_item_id,
             "right_item_id": assignment.right_item_id,
@@ -53,8 +58,20 @@ def judgment_create(
             "loser_id": loser,
             "is_tie": choice == Choice.TIE,
             "is_repeat": assignment.is_repeat,
+            "is_check": is_check,
+            "check_passed": (check_passed(task=assignment.task, winner_id=winner, is_tie=choice == Choice.TIE)
+                             if is_check else None),
             "flags": flags,
         }
+
+    def after(judgment: Judgment) -> None:
+        """Side effects of a new judgment, called (not signalled) inside its transaction: a refit is asked
+        for a data judgment; a failed check may screen the rater out (which asks for a refit itself)."""
+        if judgment.is_check:
+            if not judgment.check_passed:
+                rater_screen_if_failing(rater=rater, project=rater.project)
+            return
+        _refit_requested(project_id=judgment.project_id)
 
     return answer_create(
         model=Judgment,
@@ -67,12 +84,11 @@ def judgment_create(
         wrong_kind="This assignment is about one image; submit it as an annotation.",
         validate=validate,
         fields=fields,
-        after=_after_judgment,
+        after=after,
     )
 
 
-def _after_judgment(judgment: Judgment) -> None:
-    """Side effects of a new judgment, called (not signalled) inside its transaction."""
+def _refit_requested(*, project_id: int) -> None:
     from ranking.services import fit_refit_requested  # ranking depends on annotator, not the reverse
 
-    fit_refit_requested(project_id=judgment.project_id)
+    fit_refit_requested(project_id=project_id)

@@ -16,6 +16,8 @@ from annotator.errors import Conflict, InvalidInput
 from annotator.models import Membership, Project, Role
 
 MAX_REPEAT_RATE = 0.5
+MAX_CHECK_RATE = 0.5
+MAX_CHECK_FAIL_LIMIT = 1000
 MIN_RADIUS, MAX_RADIUS = 0.005, 0.5
 MAX_TASKS_PER_RATER = 100_000
 _CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -26,6 +28,7 @@ UPDATABLE_FIELDS = (
     "name", "description", "overlap", "tasks_per_rater", "repeat_rate", "effective_radius", "allow_tie",
     "completion_code", "completion_redirect_url", "no_places_code", "consent_declined_code", "is_open",
     "pairwise_flags", "adaptive_batch", "adaptive_target", "prolific_webhook_secret",
+    "check_rate", "check_fail_limit", "screened_out_code",
 )
 _SECRET = re.compile(r"^[\x21-\x7e]{16,128}$")
 
@@ -96,6 +99,16 @@ def project_update(*, project: Project, **fields) -> Project:
         clean["repeat_rate"] = _check_repeat_rate(clean["repeat_rate"])
     if "effective_radius" in clean:
         clean["effective_radius"] = _check_radius(clean["effective_radius"])
+    if "check_rate" in clean:
+        rate = clean["check_rate"]
+        if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate <= MAX_CHECK_RATE:
+            raise InvalidInput(f"check_rate must be a number from 0 to {MAX_CHECK_RATE}.", field="check_rate")
+        clean["check_rate"] = float(rate)
+    if "check_fail_limit" in clean and (not isinstance(clean["check_fail_limit"], int)
+                                        or isinstance(clean["check_fail_limit"], bool)
+                                        or not 0 <= clean["check_fail_limit"] <= MAX_CHECK_FAIL_LIMIT):
+        raise InvalidInput(f"check_fail_limit must be 0 (never screen out) or a whole number up to "
+                           f"{MAX_CHECK_FAIL_LIMIT}.", field="check_fail_limit")
     if "adaptive_batch" in clean and (not isinstance(clean["adaptive_batch"], int)
                                       or isinstance(clean["adaptive_batch"], bool)
                                       or not 0 <= clean["adaptive_batch"] <= MAX_ADAPTIVE_BATCH):
@@ -108,7 +121,7 @@ def project_update(*, project: Project, **fields) -> Project:
             raise InvalidInput(f"{flag} must be true or false.", field=flag)
     if "completion_code" in clean:
         clean["completion_code"] = _clean_code(clean["completion_code"], field="completion_code", required=True)
-    for name in ("no_places_code", "consent_declined_code"):
+    for name in ("no_places_code", "consent_declined_code", "screened_out_code"):
         if name in clean:
             clean[name] = _clean_code(clean[name], field=name, required=False)
     if "completion_redirect_url" in clean:

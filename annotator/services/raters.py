@@ -174,12 +174,13 @@ def rater_next(*, rater: Rater, none_open: bool = False) -> RaterNext:
 
 def rater_next_after_answer(*, rater: Rater, answered: bool = False) -> RaterNext:
     """:func:`rater_next` for the request that stored an answer: when nothing is left, the rater has
-    completed, and the time is recorded (once; a later answer, e.g. a late one, does not move it).
+    completed, and the time is recorded (once; a later answer, e.g. a late one, does not move it). An
+    excluded rater (e.g. screened out by this very answer) has not completed: nothing is recorded.
 
     ``answered``: this request has just stored the answer to the rater's open assignment, so the rater
     holds none (see ``none_open`` of :func:`assignment_next`)."""
     following = rater_next(rater=rater, none_open=answered)
-    if following.status == "done" and rater.completed_at is None:
+    if following.status == "done" and rater.completed_at is None and rater.excluded_at is None:
         rater.completed_at = timezone.now()
         rater.save(update_fields=["completed_at"])
     return following

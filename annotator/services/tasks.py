@@ -24,8 +24,9 @@ def _create_pairs(*, project: Project, pairs: Iterable[tuple[int, int]], random_
     normalised = {(min(a, b), max(a, b)) for a, b in pairs if a != b}
     if len(normalised) > MAX_TASKS_PER_GENERATION:
         raise InvalidInput(f"At most {MAX_TASKS_PER_GENERATION} tasks can be generated at once.", field="pairs")
-    existing = set(
-        Task.objects.filter(project=project, kind=TaskKind.PAIRWISE).values_list("item_a_id", "item_b_id")
+    existing = set(  # a quality check on the same two images is no task of the study
+        Task.objects.filter(project=project, kind=TaskKind.PAIRWISE, check_kind="", pool__isnull=True)
+        .values_list("item_a_id", "item_b_id")
     )
     new = sorted(normalised - existing)
     Task.objects.bulk_create(

@@ -42,7 +42,7 @@ def _latest_fit(project: Project) -> FitRun | None:
 def _pair_counts(project: Project, index: dict[int, int], n: int) -> np.ndarray:
     """Comparisons planned so far per pair: each pairwise task's places (its overlap) count as given."""
     counts = np.zeros((n, n))
-    for a, b, assigned in (Task.objects.filter(project=project, kind=TaskKind.PAIRWISE, pool__isnull=True)
+    for a, b, assigned in (Task.objects.filter(project=project, kind=TaskKind.PAIRWISE, pool__isnull=True, check_kind="")
                            .values_list("item_a_id", "item_b_id", "n_assigned")):
         i, j = index.get(a), index.get(b)
         if i is not None and j is not None:
@@ -117,7 +117,7 @@ def _plan_models(project, fit, items, index, budget, rng) -> list[tuple[int, int
     item_models = np.array([model_of.get(source, -1) for _, source in items])
     item_counts = np.zeros(len(items))
     for column in ("item_a_id", "item_b_id"):
-        for item_id, assigned in (Task.objects.filter(project=project, kind=TaskKind.PAIRWISE, pool__isnull=True)
+        for item_id, assigned in (Task.objects.filter(project=project, kind=TaskKind.PAIRWISE, pool__isnull=True, check_kind="")
                                   .values_list(column, "n_assigned")):
             if item_id in index:
                 item_counts[index[item_id]] += max(assigned, 1)
@@ -135,7 +135,7 @@ def _plan_models(project, fit, items, index, budget, rng) -> list[tuple[int, int
 
 def open_places(*, project: Project) -> int:
     """Places still to hand out on the project's own pairwise tasks."""
-    total = (Task.objects.filter(project=project, kind=TaskKind.PAIRWISE, pool__isnull=True, is_active=True)
+    total = (Task.objects.filter(project=project, kind=TaskKind.PAIRWISE, pool__isnull=True, check_kind="", is_active=True)
              .aggregate(n=Sum(Greatest(Value(project.overlap) - F("n_assigned"), Value(0))))["n"])
     return int(total or 0)
 

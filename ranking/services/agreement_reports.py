@@ -175,7 +175,7 @@ def agreement_compute(*, project: Project, cutoff_judgment_id: int | None = None
     result["collection_period"] = {"first_judgment": period["first"], "last_judgment": period["last"]}
     result["counts"] = {
         "items": Item.objects.filter(project=project).count(),
-        "pairwise_tasks": project.tasks.filter(kind="pairwise").count(),
+        "pairwise_tasks": project.tasks.filter(kind="pairwise", check_kind="").count(),  # checks are no data
         "raters_joined": Rater.objects.filter(project=project).count(),
         "raters_with_judgments": int(rows.rater_ids.size),
         "judgments": judgments.count(),

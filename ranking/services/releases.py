@@ -71,7 +71,7 @@ def release_request(*, project: Project, user=None, **options) -> DatasetRelease
 
 def release_estimate(*, project: Project) -> dict:
     """What a release would hold, before it is made (rows, and the images' bytes)."""
-    return {"judgments": Judgment.objects.filter(project=project).count(),
+    return {"judgments": Judgment.objects.filter(project=project, is_check=False).count(),
             "rankings": RankAnswer.objects.filter(project=project, task__pool__isnull=True).count(),
             "annotations": Annotation.objects.filter(project=project).count(),
             "items": project.items.count(), "image_bytes": release_files.image_bytes(project=project)}

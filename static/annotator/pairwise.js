@@ -36,6 +36,8 @@ async function next(given = null) {
   if (!data) { app.dataset.state = "error"; return; }
   const a = data.assignment;
   showProgress(data.progress);
+  $("check-instruction").textContent = a.instruction || "";  // an attention check's instruction
+  $("check-instruction").hidden = !a.instruction;
   const samePrompt = a.prompt_left === a.prompt_right;
   $("prompt").textContent = samePrompt ? a.prompt_left : "";
   $("left-prompt").textContent = samePrompt ? "" : a.prompt_left;
