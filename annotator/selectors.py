@@ -88,7 +88,9 @@ def tasks_available_to(*, rater: Rater) -> QuerySet[Task]:
     project = rater.project
     return (Task.objects.filter(project=project, pool_id=rater.pool_id, is_active=True, check_kind=CheckKind.NONE)
             .filter(n_assigned__lt=task_slots(project))
-            .exclude(Exists(Assignment.objects.filter(task=OuterRef("pk"), rater=rater))))
+            # is_repeat=False: the same rows (a repeat exists only beside its original), but the probe can use
+            # the unique (task, rater) index of first showings, one index look-up per candidate task
+            .exclude(Exists(Assignment.objects.filter(task=OuterRef("pk"), rater=rater, is_repeat=False))))
 
 
 def checks_unseen_by(*, rater: Rater) -> QuerySet[Task]:
