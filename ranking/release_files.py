@@ -5,6 +5,8 @@ Arrow record batch and one Parquet row group, and is dropped — memory stays bo
 size. Raters appear only as pseudonyms salted per release (``sha256(salt:public_id)``, 16 hex digits),
 never as crowd-platform ids. Demographic answers given by fewer than ``k`` raters of the release are
 replaced by ``"(suppressed)"``; ``exclude_free_text`` leaves out the free-text answers (country, languages).
+Answers of raters a researcher excluded (or PrefLab screened out) are left out of every table, as they are
+left out of fits (:func:`ranking.loaders.answers_included`); the manifest counts them.
 
 Folder layout (each table folder is a ``datasets`` config named in the card's YAML)::
 
@@ -50,6 +52,7 @@ from annotator.models import (
     Rater,
 )
 from ranking.core.heatmaps import coverage_counts, heatmap_8bit, keyword_majority
+from ranking.loaders import answers_included
 from ranking.models import FitModel, FitRun, FitStatus, ItemScore, MetricGate, MetricScore, RaterItemOffset
 
 PAGE_ROWS = 50_000
@@ -179,7 +182,8 @@ def write_judgments(root: Path, *, project: Project, cutoff_id: int | None, rate
         ("instruction_version", pa.int32()), ("response_time_ms", pa.int64()), *raters.fields(),
     ])
     out = _TableWriter(root / "judgments", "judgments", schema)
-    qs = (Judgment.objects.filter(project=project, is_check=False)  # answers to quality checks are not data
+    # answers to quality checks are not data; excluded raters' answers are left out, as from fits
+    qs = (answers_included(Judgment.objects.filter(project=project))
           .annotate(submitted_us=EpochMicros("submitted_at"), shown_us=EpochMicros("shown_at"),
                     flags_text=Cast("flags", output_field=TextField())))
     qs = qs.none() if cutoff_id is None else qs.filter(id__lte=cutoff_id)
@@ -209,7 +213,8 @@ def write_rankings(root: Path, *, project: Project, cutoff_id: int | None, rater
         *raters.fields(),
     ])
     out = _TableWriter(root / "rankings", "rankings", schema)
-    qs = RankAnswer.objects.filter(project=project, task__pool__isnull=True)  # rounds are not study data
+    # rounds are not study data; excluded raters' answers are left out
+    qs = answers_included(RankAnswer.objects.filter(project=project, task__pool__isnull=True))
     qs = qs.none() if cutoff_id is None else qs.filter(id__lte=cutoff_id)
     fields = ("submitted_at", "rater_id", "shown_order", "ranking", "has_ties", "instruction_version__version",
               "response_time_ms")
@@ -234,7 +239,7 @@ def write_annotations(root: Path, *, project: Project, cutoff_id: int | None, ra
         ("instruction_version", pa.int32()), ("response_time_ms", pa.int64()), *raters.fields(),
     ])
     out = _TableWriter(root / "annotations", "annotations", schema)
-    qs = Annotation.objects.filter(project=project)
+    qs = answers_included(Annotation.objects.filter(project=project))
     qs = qs.none() if cutoff_id is None else qs.filter(id__lte=cutoff_id)
     fields = ("submitted_at", "rater_id", "item_id", "kind", "points", "misaligned_words", "scores", "answers",
               "instruction_version__version", "response_time_ms")
@@ -355,7 +360,8 @@ RICHHF_SCORES = {"artifact_score": "plausibility", "misalignment_score": "alignm
 
 def _rich_answers_by_item(project: Project, cutoff_id: int) -> Iterator[tuple[int, list]]:
     """``(item_id, [(points, words, scores), …])`` per item, streamed in item order (one item in memory)."""
-    rows = (Annotation.objects.filter(project=project, kind="rich", id__lte=cutoff_id).order_by("item_id", "id")
+    rows = (answers_included(Annotation.objects.filter(project=project, kind="rich", id__lte=cutoff_id))
+            .order_by("item_id", "id")
             .values_list("item_id", "points", "misaligned_words", "scores").iterator(chunk_size=10_000))
     current, answers = None, []
     for item_id, points, words, scores in rows:

@@ -23,7 +23,8 @@ from django.utils import timezone
 
 from annotator.errors import InvalidInput
 from annotator.models import Annotation, Judgment, Project, RankAnswer
-from ranking import jobs, release_files, selectors
+from ranking import jobs, loaders, release_files, selectors
+from ranking.loaders import answers_included
 from ranking.models import DatasetRelease
 
 KIND = jobs.job_kind_register(name="dataset_release", model=DatasetRelease,
@@ -71,9 +72,9 @@ def release_request(*, project: Project, user=None, **options) -> DatasetRelease
 
 def release_estimate(*, project: Project) -> dict:
     """What a release would hold, before it is made (rows, and the images' bytes)."""
-    return {"judgments": Judgment.objects.filter(project=project, is_check=False).count(),
-            "rankings": RankAnswer.objects.filter(project=project, task__pool__isnull=True).count(),
-            "annotations": Annotation.objects.filter(project=project).count(),
+    return {"judgments": answers_included(Judgment.objects.filter(project=project)).count(),
+            "rankings": answers_included(RankAnswer.objects.filter(project=project, task__pool__isnull=True)).count(),
+            "annotations": answers_included(Annotation.objects.filter(project=project)).count(),
             "items": project.items.count(), "image_bytes": release_files.image_bytes(project=project)}
 
 
@@ -123,6 +124,8 @@ def release_write(*, project: Project, root: Path, params: dict, salt: str, cuto
     if params["include_images"]:
         manifest["images"] = release_files.copy_images(root, project=project)
     manifest["demographics"] = demo_meta
+    manifest["excluded_raters"] = loaders.exclusions(project=project, cutoff_judgment_id=cutoffs["judgment"],
+                                                     cutoff_annotation_id=cutoffs["annotation"])
     released_at = timezone.now()
     (root / "README.md").write_text(_card(project=project, params=params, manifest=manifest, demo_meta=demo_meta,
                                           cutoffs=cutoffs, released_at=released_at), encoding="utf-8")

@@ -17,6 +17,7 @@ from annotator import selectors as annotator_selectors
 from annotator import services
 from annotator.feedback import prompt_tokens
 from annotator.models import Rater
+from annotator.services.quality import rater_exclude
 from ranking import release_files
 from ranking.models import DatasetRelease, FitRun, ItemScore, Metric, MetricRun, MetricScore, RaterItemOffset
 from ranking.services import fit_runs, gates, releases
@@ -120,6 +121,23 @@ def test_raters_are_salted_pseudonyms_and_no_crowd_id_leaves(study, enqueued):
         if path.is_file():
             data = path.read_bytes()
             assert not any(s.encode() in data for s in secrets_), path
+
+
+def test_an_excluded_raters_answers_are_left_out_and_counted(study, researcher, enqueued):
+    project, _, raters = study
+    rater_exclude(rater=raters[2], by_user=researcher, reason="Answered every pair in under a second.")
+    estimate = releases.release_estimate(project=project)
+    assert (estimate["judgments"], estimate["annotations"]) == (2 * 6, 2 * 4)
+    release, root = _release(project)
+    tables = release.manifest["tables"]
+    assert tables["judgments"]["rows"] == 2 * 6 and tables["annotations"]["rows"] == 2 * 4
+    assert len(set(load_dataset(root, "judgments", split="train")["rater"])) == 2
+    excluded = release.manifest["excluded_raters"]
+    assert (excluded["n_raters"], excluded["n_judgments"], excluded["n_annotations"]) == (1, 6, 4)
+    assert excluded["reasons"] == [{"reason": "Answered every pair in under a second.", "n": 1}]
+    card = (root / "README.md").read_text()
+    assert "Left out: the answers of 1 rater the researchers excluded" in card
+    assert "Answered every pair in under a second. (1)" in card
 
 
 def test_rare_demographic_answers_are_suppressed_and_the_card_says_so(study, enqueued):
