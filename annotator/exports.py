@@ -59,7 +59,7 @@ COLUMNS: tuple[tuple[str, str, pa.DataType], ...] = (
     ("loser_id", "loser_id", pa.int64()),
     ("is_tie", "is_tie", pa.bool_()),
     ("is_repeat", "is_repeat", pa.bool_()),  # a pair re-shown to the same rater: a consistency probe
-    ("rater_excluded", "rater_excluded", pa.bool_()),  # the rater is excluded now: left out of fits and releases
+    ("excluded_rater", "excluded_rater", pa.bool_()),  # the rater is excluded now: left out of fits and releases
     ("instruction_version", "instruction_version__version", pa.int32()),
     ("response_time_ms", "response_time_ms", pa.int64()),
     ("flags", "flags_json", pa.string()),  # JSON text, e.g. ["both bad"]
@@ -73,7 +73,7 @@ SCHEMA = pa.schema(
         b"preflab.content": b"pairwise judgments",
         b"preflab.note": b"timestamps are UTC; winner/loser are item ids (null on ties); "
                          b"flags is JSON text; is_repeat rows re-ask a rater a pair (consistency probes, "
-                         b"not extra votes); rater_excluded rows are of raters excluded from fits and "
+                         b"not extra votes); excluded_rater rows are of raters excluded from fits and "
                          b"statistics when exported; rater_* demographics are self-reported, '' = not answered, "
                          b"null = no demographics form",
     },
@@ -166,7 +166,7 @@ def _record_batches(*, project: Project, since_id: int | None, page_rows: int):
             flags_json=Cast("flags", output_field=TextField()),
             submitted_at_us=EpochMicros("submitted_at"),
             shown_at_us=EpochMicros("shown_at"),
-            rater_excluded=ExpressionWrapper(Q(rater__excluded_at__isnull=False), output_field=BooleanField()),
+            excluded_rater=ExpressionWrapper(Q(rater__excluded_at__isnull=False), output_field=BooleanField()),
         )
         .order_by("id")
         .values_list(*(lookup for _, lookup, _ in COLUMNS))

@@ -83,7 +83,7 @@ def expected_rows(project):
             "right_item_id": j.right_item_id, "right_item_sha256": j.right_item.sha256,
             "right_item_name": j.right_item.original_name,
             "choice": j.choice, "winner_id": j.winner_id, "loser_id": j.loser_id, "is_tie": j.is_tie,
-            "is_repeat": j.is_repeat, "rater_excluded": j.rater.excluded_at is not None,
+            "is_repeat": j.is_repeat, "excluded_rater": j.rater.excluded_at is not None,
             "instruction_version": j.instruction_version.version, "response_time_ms": j.response_time_ms,
             "flags": j.flags,
             **{f"rater_{name}": d(name) for name in
@@ -113,7 +113,7 @@ def test_parquet_round_trip_equals_the_database(judged):
     assert table.column_names == [name for name, _, _ in COLUMNS]
     assert str(table.schema.field("submitted_at").type) == "timestamp[us, tz=UTC]"
     assert parquet_rows(data) == expected
-    assert {r["rater_excluded"] for r in expected} == {True, False}
+    assert {r["excluded_rater"] for r in expected} == {True, False}
 
 
 def test_exported_outcomes_follow_the_choice(judged):
@@ -146,7 +146,7 @@ def test_csv_round_trip_equals_the_database(judged):
         assert got["choice"] == want["choice"]
         assert got["winner_id"] == ("" if want["winner_id"] is None else str(want["winner_id"]))
         assert got["is_tie"] == ("true" if want["is_tie"] else "false")
-        assert got["rater_excluded"] == ("true" if want["rater_excluded"] else "false")
+        assert got["excluded_rater"] == ("true" if want["excluded_rater"] else "false")
         assert int(got["instruction_version"]) == want["instruction_version"]
         assert json.loads(got["flags"]) == want["flags"]
         assert got["left_item_sha256"] == want["left_item_sha256"]
