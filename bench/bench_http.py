@@ -13,7 +13,7 @@ autovacuum keeps them on a running database); one Django database session per ra
 ``SESSION_RATERS = {project id: rater id}``, whose key is the client's ``sessionid`` cookie; a generated
 32-character ``csrftoken`` cookie sent back in ``X-CSRFToken``.
 
-Server: ``gunicorn config.wsgi:application -w 3 -k gthread --threads 4`` on a free loopback port, with
+Server: ``gunicorn config.wsgi:application -w 3 -k gthread --threads 4`` (``--workers``, ``--worker-class``, ``--threads`` change it) on a free loopback port, with
 ``DEBUG=0``, production settings except ``SECURE_SSL_REDIRECT`` / secure cookies off (plain http on
 loopback), the submit throttle raised out of the way, cache and Celery broker on Redis database 13.
 
@@ -199,6 +199,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: The server's shape (``--worker-class``, ``--workers``, ``--threads``); the default is the one of the runs above.
+SERVER = {"worker_class": "gthread", "workers": 3, "threads": 4}
+
+
+def server_shape() -> str:
+    shape = f"gunicorn -w {SERVER['workers']} -k {SERVER['worker_class']}"
+    return shape + (f" --threads {SERVER['threads']}" if SERVER["worker_class"] == "gthread" else "")
+
+
 def gunicorn_start(*, url: str, port: int, log_path: str, var_dir: str) -> subprocess.Popen:
     env = {
         **os.environ,
@@ -207,8 +216,10 @@ def gunicorn_start(*, url: str, port: int, log_path: str, var_dir: str) -> subpr
         "THROTTLE_SUBMIT": "1000000/minute", "CACHE_URL": REDIS_URL, "CELERY_BROKER_URL": REDIS_URL,
         "PREFLAB_VAR_DIR": var_dir, "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "config.settings",
     }
-    cmd = [str(Path(sys.executable).with_name("gunicorn")), "config.wsgi:application", "-w", "3", "-k", "gthread",
-           "--threads", "4", "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
+    cmd = [str(Path(sys.executable).with_name("gunicorn")), "config.wsgi:application",
+           "-w", str(SERVER["workers"]), "-k", SERVER["worker_class"], "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
+    if SERVER["worker_class"] == "gthread":
+        cmd += ["--threads", str(SERVER["threads"])]
     with open(log_path, "ab") as log:  # the server keeps its own copy of the descriptor
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -496,7 +507,13 @@ def main() -> None:
     parser.add_argument("--n-judgments", type=int, default=1_000_000, help="Stored judgments for scenario 2.")
     parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
     parser.add_argument("--no-loaded", action="store_true", help="Scenario 1 only (skip the 1M-judgment load).")
+    parser.add_argument("--worker-class", choices=("gthread", "sync"), default=SERVER["worker_class"])
+    parser.add_argument("--workers", type=int, default=SERVER["workers"])
+    parser.add_argument("--threads", type=int, default=SERVER["threads"], help="Per worker (gthread only).")
     args = parser.parse_args()
+    if not 1 <= args.workers <= 16 or not 1 <= args.threads <= 32:
+        raise SystemExit("--workers must be 1..16 and --threads 1..32.")
+    SERVER.update(worker_class=args.worker_class, workers=args.workers, threads=args.threads)
     if not 1 <= args.clients <= MAX_CLIENTS or not 0 < args.seconds + args.warmup <= MAX_SECONDS:
         raise SystemExit(f"--clients must be 1..{MAX_CLIENTS} and warm-up + seconds at most {MAX_SECONDS:.0f}.")
     url = os.environ.get("DATABASE_URL", DEFAULT_URL)
@@ -506,7 +523,7 @@ def main() -> None:
 
     redis.Redis.from_url(REDIS_URL).flushdb()
     print(f"PrefLab HTTP benchmark — Python {platform.python_version()}, {os.cpu_count()} CPU(s), "
-          f"gunicorn -w 3 -k gthread --threads 4, {args.clients} client threads on the same machine")
+          f"{server_shape()}, {args.clients} client threads on the same machine")
     database_recreate(url=url)
     var_dir = tempfile.mkdtemp(prefix="preflab-bench-http-")
     os.environ["PREFLAB_VAR_DIR"] = var_dir
