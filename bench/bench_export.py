@@ -106,7 +106,8 @@ def _copy(*, conn, model, columns: dict, n_rows: int, chunk_rows: int = 200_000)
     """COPY ``n_rows`` rows into ``model``'s table.
 
     ``columns`` maps field names to pyarrow arrays (length ``n_rows``) or constants. Concrete fields
-    not given get their model default (so a new field with a default does not break the load).
+    not given get their model default, or "" for a text field that may be blank (so a new field does not
+    break the load).
     """
     import pyarrow as pa
     import pyarrow.csv as pa_csv
@@ -121,6 +122,8 @@ def _copy(*, conn, model, columns: dict, n_rows: int, chunk_rows: int = 200_000)
             value = None
         elif field.has_default():
             value = field.get_default()
+        elif field.blank and field.empty_strings_allowed:
+            value = ""  # a text field that may be blank (e.g. a reason only set later)
         else:
             raise SystemExit(f"bench: no value for {model.__name__}.{field.name}; update the loader.")
         if not isinstance(value, (pa.Array, pa.ChunkedArray)):

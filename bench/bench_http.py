@@ -79,10 +79,34 @@ other work:
     after:   judgments/s 46   POST p50 215.2 ms  p99  773.9 ms
              CPU per answer 24.8 ms (gunicorn 19.8 ms + PostgreSQL backends 4.9 ms; 1,397 answers)
 
+Runs on 2026-12-05 (after quality checks and the Prolific webhook landed; the machine quieter than in the
+runs above, and the CPU per answer lower with it — contention inflates CPU time too), default server shape,
+``--seconds 30`` (scenario 1, then scenario 2 with 1M judgments), two runs back to back: the code as
+committed, and the same with the never-given-before probe of ``selectors.tasks_available_to`` without
+``is_repeat=False`` (so without the unique index of first showings):
+
+                                    committed                    probe without is_repeat=False
+    scenario 1 judgments/s          153                          154
+      POST p50 / p99                138.1 / 266.4 ms             53.4 / 303.3 ms
+      CPU per answer                11.8 ms (9.0 + 2.8)          12.2 ms (9.3 + 2.9)
+    scenario 2 judgments/s          98                           101
+      GET /api/next/ p50 / p99      46.4 / 190.4 ms              46.3 / 128.3 ms
+      CPU per answer                19.0 ms (14.9 + 4.1)         18.3 ms (14.2 + 4.1)
+
+The probe change makes no difference the benchmark can see (its fresh raters hold few assignments; the
+index matters for a rater with thousands). Server shape, same day, ``--no-loaded --seconds 20``:
+``-k gthread -w 3 --threads 4`` 162/s, POST p99 275 ms, 11.6 ms CPU per answer; ``-k sync -w 4`` (the shape
+of the Dockerfile, one worker more) 150/s, POST p99 133 ms, 12.4 ms. In-process (Django test client, no
+HTTP server, 4 raters in turn) one answer + next-task exchange costs 7 ms of Python CPU and 12 SQL
+statements taking about 2.7 ms in PostgreSQL; the biggest Python costs are building the ORM queries (the
+rater with its project and flow state, the locked assignment with its replay and instruction look-ups, the
+task claim). With the load generator on the same two cores, 300/s needs about 5 ms of server and database
+CPU per answer in all.
+
 Reading it: correctness holds under load (nothing lost or doubled, replays store nothing), but the
-throughput and latency targets are missed by 4–8×. One answer costs about 30 SQL statements and two
-durable commits (the assignment claim and the judgment); with 16 clients on 2 shared cores the
-latencies are mostly queueing behind that per-answer cost.
+throughput and latency targets are missed by about 2× (throughput) and 1.3–3× (p99). One answer + next-task
+exchange is 12 SQL statements and two durable commits (the judgment, then the next assignment's claim);
+with 16 clients on 2 shared cores the latencies are mostly queueing behind that per-answer cost.
 """
 
 from __future__ import annotations
