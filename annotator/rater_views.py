@@ -209,8 +209,9 @@ def task(request: HttpRequest, slug: str) -> HttpResponse:
 
 def done(request: HttpRequest, slug: str) -> HttpResponse:
     """The completion code (or the redirect to the project's completion URL), once nothing is left — and
-    only for a rater who answered something (a latecomer who found no task is told the study is full) and
-    was not screened out after failed quality checks (told so, or sent back with the "screened out" code).
+    only for a rater who answered something (a latecomer who found no task is told the study is full), was
+    not screened out after failed quality checks (told so, or sent back with the "screened out" code) and
+    was not excluded by a researcher before finishing (told the session has ended, with no code).
 
     Shows; records nothing: completion is recorded when the last answer is stored (see
     :func:`annotator.services.rater_next_after_answer`).
@@ -222,6 +223,12 @@ def done(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("rater:flow", slug=slug)
     if selectors.rater_screened_out(rater=rater):
         return _screened_out(request, project, crowd=_is_crowd(request, rater))
+    if rater.excluded_at is not None and rater.completed_at is None:
+        # excluded by a researcher (or their places released) before finishing: the researcher decides on
+        # payment on the platform (raters CSV); the completion code is not handed out here
+        return _sent_back(request, project, code="", title="Thank you",
+                          message="Your session has ended: there are no more tasks for you in this study. "
+                                  "Thank you for your time.", code_note="")
     if rater.n_judgments == 0:  # nothing was left for them: no completion code for no work
         return _no_places(request, project, crowd=_is_crowd(request, rater))
     if project.completion_redirect_url:

@@ -251,8 +251,29 @@ def test_an_excluded_rater_gets_no_further_task_and_their_open_one_goes_back(stu
     assert client.get(f"/r/{project.slug}/api/next/").json()["status"] == "done"
     assert client.get(reverse("rater:task", args=[project.slug])).url == reverse("rater:done", args=[project.slug])
     done = client.get(reverse("rater:done", args=[project.slug]))
-    assert done.status_code == 200  # the usual end page (they answered 30 tasks): nothing new is counted
+    # excluded before finishing: the session has ended, and the completion code is not handed out
+    assert done.status_code == 200 and "Your session has ended" in done.content.decode()
+    assert project.completion_code not in done.content.decode()
     assert Rater.objects.get(pk=planted.pk).n_judgments == N_ANSWERS
+    assert Rater.objects.get(pk=planted.pk).completed_at is None
+
+
+def test_a_rater_excluded_after_finishing_still_sees_the_completion_code(researcher):
+    project = services.project_create(owner=researcher, name="Short", overlap=1)
+    for _ in range(3):
+        ItemFactory(project=project, prompt="a red apple")
+    services.consent_version_create(project=project, text="You agree.")
+    services.instruction_version_create(project=project, text="Pick.", created_by=researcher)
+    services.tasks_generate_within_prompt(project=project, random_state=0)
+    rater = ready_rater(project)
+    answer(rater, 3, choose=lambda k: "left", response_time_ms=2000)
+    assert services.rater_next_after_answer(rater=rater).status == "done"  # as the last answer's request does
+    rater.refresh_from_db()
+    assert rater.completed_at is not None
+    client = rater_client(rater)
+    rater_exclude(rater=rater, by_user=researcher, reason="reviewed after the study")
+    done = client.get(reverse("rater:done", args=[project.slug]))
+    assert project.completion_code in done.content.decode()  # they did the work before the decision
 
 
 def test_an_included_rater_gets_tasks_again(study, researcher):
