@@ -107,7 +107,9 @@ def _nan_to_none(value: float) -> float | None:
 
 def _annotations(items) -> QuerySet[Annotation]:
     return (
-        Annotation.objects.filter(item__in=items).select_related("rater").order_by("id")
+        # excluded raters' answers are left out, as from every statistic (annotator.services.quality)
+        Annotation.objects.filter(item__in=items, rater__excluded_at__isnull=True).select_related("rater")
+        .order_by("id")
         .only("item_id", "kind", "points", "misaligned_words", "scores", "answers", "submitted_at",
               "rater__public_id")
     )
@@ -213,7 +215,7 @@ def project_feedback_summary(*, project: Project) -> ProjectFeedbackSummary:
     dims = project.likert_dimensions
     counts = {d["name"]: {s: 0 for s in range(1, 6)} for d in dims}
     n = 0
-    rows = (Annotation.objects.filter(project=project, kind=TaskKind.RICH)
+    rows = (Annotation.objects.filter(project=project, kind=TaskKind.RICH, rater__excluded_at__isnull=True)
             .values_list("item_id", "points", "scores").iterator(chunk_size=2000))
     for item_id, points, scores in rows:
         n += 1

@@ -70,7 +70,9 @@ def pseudonym(salt: str, public_id: str) -> str:
 def demographic_table(*, project: Project, k: int, exclude_free_text: bool) -> tuple[dict[int, dict], dict]:
     """Each rater's released demographic answers (rare answers suppressed) and what was suppressed."""
     fields = [f for f in DEMOGRAPHIC_FIELDS if not (exclude_free_text and f in FREE_TEXT_FIELDS)]
-    rows = {r["rater_id"]: r for r in Demographics.objects.filter(rater__project=project, rater__pool__isnull=True)
+    # excluded raters' answers are not released, so their demographics do not count towards k either
+    rows = {r["rater_id"]: r for r in Demographics.objects.filter(rater__project=project, rater__pool__isnull=True,
+                                                                  rater__excluded_at__isnull=True)
             .values("rater_id", *fields)}
     suppressed: dict[str, int] = {}
     for field in fields:
@@ -323,7 +325,8 @@ def write_rater_offsets(root: Path, *, project: Project, raters: ReleasedRaters)
     out = _TableWriter(root / "rater_offsets", "rater_offsets", schema)
     if fit is not None:
         strengths = dict(ItemScore.objects.filter(fit=fit).values_list("item_id", "strength"))
-        for page in _pages(RaterItemOffset.objects.filter(fit=fit), ("rater_id", "item_id", "offset")):
+        offsets = RaterItemOffset.objects.filter(fit=fit, rater__excluded_at__isnull=True)  # excluded: not released
+        for page in _pages(offsets, ("rater_id", "item_id", "offset")):
             rows = list(zip(*page))
             out.write({"fit_id": [fit.pk] * len(page), "rater": raters.columns(rows[1])["rater"],
                        "item_id": rows[2], "population_strength": [strengths.get(i) for i in rows[2]],

@@ -189,7 +189,8 @@ def _instructions_read(*, rater: Rater, instruction_version_id: int, current_id:
 
 
 def _assignment_answered(*, assignment: Assignment, rater: Rater) -> None:
-    """Counters and state after an answer. A late answer to an expired assignment takes its slot back.
+    """Counters and state after an answer. A late answer to an expired assignment takes its slot back —
+    unless the rater was excluded meanwhile (then it takes no place and moves no task counter).
 
     A repeat's answer leaves the task's counters alone (a repeat is a consistency probe, not a
     vote towards the overlap) and is counted in the rater's ``n_repeats`` as well as ``n_judgments``.
@@ -200,10 +201,14 @@ def _assignment_answered(*, assignment: Assignment, rater: Rater) -> None:
     if assignment.is_repeat:
         Rater.objects.filter(pk=rater.pk).update(n_judgments=F("n_judgments") + 1, n_repeats=F("n_repeats") + 1)
         return
+    is_check = bool(assignment.task.check_kind)
     slot = 1 if assignment.state == AssignmentState.EXPIRED else 0
+    if slot and Rater.objects.filter(pk=rater.pk, excluded_at__isnull=False).exists():
+        # a late answer of a rater excluded meanwhile (their open task was given back then): stored, but it
+        # takes no place and counts towards no task, as it is left out of every fit
+        Rater.objects.filter(pk=rater.pk).update(n_judgments=F("n_judgments") + 1,
+                                                 n_checks=F("n_checks") + int(is_check))
+        return
     Task.objects.filter(pk=assignment.task_id).update(n_judgments=F("n_judgments") + 1,
                                                       n_assigned=F("n_assigned") + slot)
-    if assignment.task.check_kind:
-        Rater.objects.filter(pk=rater.pk).update(n_judgments=F("n_judgments") + 1, n_checks=F("n_checks") + 1)
-        return
-    Rater.objects.filter(pk=rater.pk).update(n_judgments=F("n_judgments") + 1)
+    Rater.objects.filter(pk=rater.pk).update(n_judgments=F("n_judgments") + 1, n_checks=F("n_checks") + int(is_check))

@@ -148,7 +148,9 @@ def rater_places_release(*, rater: Rater, by_user, reason: str = "") -> int:
             if not Rater.objects.filter(pk=rater.pk, places_released_at__isnull=True).update(
                     places_released_at=timezone.now()):
                 raise _AlreadyReleased
-            Assignment.objects.filter(rater_id=rater.pk, state=AssignmentState.OPEN).update(
+            # only the rows read above: an assignment opened since (by a request that committed meanwhile)
+            # is left to rater_exclude below, which expires it and gives its place back
+            Assignment.objects.filter(pk__in=[pk for pk, _ in held], state=AssignmentState.OPEN).update(
                 state=AssignmentState.EXPIRED)
             for _, task_id in held:
                 Task.objects.filter(pk=task_id).update(n_assigned=F("n_assigned") - 1)

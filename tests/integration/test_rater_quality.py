@@ -10,6 +10,7 @@ from django.db import DatabaseError, transaction
 from django.urls import reverse
 
 from annotator import selectors, services
+from annotator.consolidation import item_feedback, project_feedback_summary
 from annotator.errors import Conflict, InvalidInput
 from annotator.models import Assignment, AssignmentState, Rater, RaterExclusion, Task
 from annotator.services.quality import rater_exclude, rater_include
@@ -183,6 +184,23 @@ def test_excluded_raters_annotations_are_left_out_too(researcher):
     likert, _ = loaders.rich_ratings(project=project)
     assert likert["overall"].values.size == 4
     assert sum(fb.n_raters for _, fb in loaders.rich_feedback_batches(project=project)) == 4
+    # the researcher's item pages, heatmap files and feedback API consolidate the included raters only
+    item = project.items.first()
+    assert [a.rater for a in item_feedback(item=item, project=project).answers] == [raters[1].public_id]
+    assert project_feedback_summary(project=project).n_annotations == 4
+
+
+def test_a_late_answer_after_exclusion_takes_no_place_back(study, researcher):
+    _, planted, _ = study
+    held = services.assignment_next(rater=planted)
+    before = Task.objects.filter(pk=held.task_id).values_list("n_assigned", "n_judgments").get()
+    rater_exclude(rater=planted, by_user=researcher, reason="always left")
+    # the page was still open: the answer comes in after the exclusion gave the task back
+    services.judgment_create(rater=planted, assignment_id=held.pk, choice="left", idempotency_key=uuid.uuid4(),
+                             instruction_version_id=planted.acknowledged_instruction_id, response_time_ms=900)
+    after = Task.objects.filter(pk=held.task_id).values_list("n_assigned", "n_judgments").get()
+    assert after == (before[0] - 1, before[1])  # stored (append-only), but no place taken, no vote counted
+    assert Rater.objects.get(pk=planted.pk).n_judgments == N_ANSWERS + 1
 
 
 def test_a_reason_is_required(study, researcher):
