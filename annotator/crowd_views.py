@@ -56,7 +56,7 @@ class ProlificWebhook(APIView):
     )
     def post(self, request, slug):
         project = get_object_or_404(Project, slug=slug)
-        body = request._request.body  # the exact bytes Prolific signed (read before any parsing)
+        body = request.body  # the exact bytes Prolific signed (read before any parsing)
         receipt = prolific.prolific_event_receive(
             project=project, body=body, signature=request.headers.get(prolific.SIGNATURE_HEADER, ""),
             timestamp=request.headers.get(prolific.TIMESTAMP_HEADER, ""),

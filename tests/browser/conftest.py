@@ -2,6 +2,7 @@
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +36,23 @@ def page(browser):
     page = context.new_page()
     yield page
     context.close()
+
+
+PASSWORD = "pw-for-tests-only"  # tests.factories.UserFactory's
+
+
+def log_in(page, live_server, user) -> None:
+    """Log ``user`` in through the login page (their factory password) and wait for the projects list."""
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/projects/")
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    """Where a test saves its screenshots: ``PREFLAB_SCREENSHOT_DIR`` when set, else the test's tmp folder."""
+    folder = Path(os.environ.get("PREFLAB_SCREENSHOT_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

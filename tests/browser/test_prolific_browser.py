@@ -2,23 +2,21 @@
 (a signed call to the live server), and the researcher releases the participant's places, in Chromium."""
 
 import json
-import os
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 
 from annotator import services
 from annotator.models import Rater
 from annotator.services.prolific import prolific_signature
+from tests.browser.conftest import log_in
 from tests.conftest import ready_rater
 from tests.factories import ItemFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PASSWORD = "pw-for-tests-only"  # tests.factories.UserFactory's
 SECRET = "whsec_browser_test_0123456789"
 
 
@@ -33,9 +31,7 @@ def signed_call(url: str, payload: dict, event_id: str) -> dict:
         return json.loads(response.read())
 
 
-def test_researcher_connects_the_webhook_and_releases_places(live_server, page):
-    shots = Path(os.environ.get("PREFLAB_SCREENSHOT_DIR") or "/tmp/prolific-shots")
-    shots.mkdir(parents=True, exist_ok=True)
+def test_researcher_connects_the_webhook_and_releases_places(live_server, page, shots):
     owner = UserFactory()
     project = services.project_create(owner=owner, name="Crowd study", overlap=1)
     for _ in range(4):
@@ -51,11 +47,7 @@ def test_researcher_connects_the_webhook_and_releases_places(live_server, page):
                                  idempotency_key=uuid.uuid4(), response_time_ms=1800,
                                  instruction_version_id=rater.acknowledged_instruction_id)
 
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", owner.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/projects/")
+    log_in(page, live_server, owner)
     page.goto(f"{live_server.url}/projects/{project.slug}/raters/")
     assert "No secret is set" in page.inner_text("#prolific-webhook-state")
     hook_url = page.input_value("#prolific-webhook-url")

@@ -1,26 +1,15 @@
 """Quality checks in real Chromium: a rater meets an attention check, fails it and is screened out; the
 researcher makes checks and sees the result on the checks page."""
 
-import os
-from pathlib import Path
 
 import pytest
 
 from annotator import services
 from annotator.models import Judgment, Rater, Task
+from tests.browser.conftest import log_in
 from tests.factories import ItemFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-PASSWORD = "pw-for-tests-only"  # tests.factories.UserFactory's
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    folder = Path(os.environ.get("PREFLAB_SCREENSHOT_DIR") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
 
 def test_an_attention_check_is_shown_scored_and_a_failing_rater_screened_out(live_server, page, shots):
     owner = UserFactory(username="quinn")
@@ -34,11 +23,7 @@ def test_an_attention_check_is_shown_scored_and_a_failing_rater_screened_out(liv
                           answer="right", instruction="Attention check: choose the image on the right.")
 
     # The researcher's checks page.
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", owner.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/projects/")
+    log_in(page, live_server, owner)
     page.goto(f"{live_server.url}/projects/{project.slug}/checks/")
     page.select_option("#id_kind", "gold")
     page.select_option("#id_left_item", str(items[2].pk))
@@ -78,11 +63,7 @@ def test_an_attention_check_is_shown_scored_and_a_failing_rater_screened_out(liv
     assert Judgment.objects.filter(rater=rater, is_check=True, check_passed=False).count() == 1
 
     # Back to the researcher: the checks page reports it.
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", owner.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/projects/")
+    log_in(page, live_server, owner)
     page.goto(f"{live_server.url}/projects/{project.slug}/checks/")
     assert page.inner_text("#checks-screened-out") == "1"
     page.screenshot(path=str(shots / "researcher_checks_page.png"), full_page=True)

@@ -5,32 +5,14 @@ by keyboard), invites a viewer and opens the study; a crowd rater completes it; 
 Screenshots go to ``PREFLAB_SCREENSHOT_DIR`` when it is set (else to the test's temporary folder).
 """
 
-import os
-from pathlib import Path
 
 import pytest
 
 from annotator.models import Judgment, Membership, Project, Rater
+from tests.browser.conftest import log_in
 from tests.factories import UserFactory, png_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-PASSWORD = "pw-for-tests-only"  # tests.factories.UserFactory's
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    folder = Path(os.environ.get("PREFLAB_SCREENSHOT_DIR") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def log_in(page, live_server, user):
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/projects/")
 
 
 def success_message(page) -> str:
