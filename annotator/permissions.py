@@ -8,12 +8,11 @@ into JSON); :func:`project_member_or_404` is the same check for server-rendered 
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Subquery
 from django.http import Http404, HttpRequest
 
-from annotator import selectors
+from annotator import selectors, sql
 from annotator.errors import Forbidden, NotFound
-from annotator.models import ConsentVersion, Demographics, InstructionVersion, Project, Rater, Role
+from annotator.models import Project, Rater, Role
 
 SESSION_RATERS = "preflab_raters"
 
@@ -51,23 +50,15 @@ def rater_from_session(*, request: HttpRequest, project: Project | None = None, 
     raters = request.session.get(SESSION_RATERS, {})  # no query with cached sessions (settings.SESSION_ENGINE)
     if project is not None:
         rater_id = raters.get(str(project.pk))
-        if rater_id is None:
+        if not isinstance(rater_id, int):
             return None
-        rater = Rater.objects.select_related("project").filter(pk=rater_id, project=project)
+        # one hand-written statement: this runs on every rater request (see annotator.sql)
+        rater = sql.rater_with_project(rater_ids=[rater_id], project_id=project.pk, flow_state=flow_state)
     else:
         ids = [rater_id for rater_id in raters.values() if isinstance(rater_id, int)]
         if not ids or not slug:
             return None
-        rater = Rater.objects.select_related("project").filter(pk__in=ids, project__slug=slug)
-    if flow_state:
-        rater = rater.annotate(
-            flow_current_consent=Subquery(ConsentVersion.objects.filter(project_id=OuterRef("project_id"))
-                                          .order_by("-version").values("pk")[:1]),
-            flow_current_instructions=Subquery(InstructionVersion.objects.filter(project_id=OuterRef("project_id"))
-                                               .order_by("-version").values("pk")[:1]),
-            flow_demographics=Exists(Demographics.objects.filter(rater_id=OuterRef("pk"))),
-        )
-    rater = rater.first()
+        rater = sql.rater_with_project(rater_ids=ids, slug=slug, flow_state=flow_state)
     if rater is None or raters.get(str(rater.project_id)) != rater.pk:
         return None
     return rater

@@ -28,15 +28,14 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
+from annotator import sql
 from annotator.errors import Conflict, InvalidInput, NotFound
 from annotator.models import (
     Annotation,
     Assignment,
     AssignmentState,
-    InstructionVersion,
     Judgment,
     RankAnswer,
     Rater,
@@ -100,7 +99,7 @@ def answer_create(
                 raise InvalidInput(wrong_kind, field="assignment")
             instructions_id = _instructions_read(rater=rater, instruction_version_id=instruction_version_id,
                                                  current_id=assignment.current_instructions_id)
-            answer = model.objects.create(
+            answer = model(
                 idempotency_key=key,
                 project_id=rater.project_id,
                 task_id=assignment.task_id,
@@ -111,6 +110,7 @@ def answer_create(
                 shown_at=assignment.shown_at,
                 **fields(assignment),
             )
+            sql.insert(answer)  # as model.objects.create() stores it, in one INSERT … RETURNING
             _assignment_answered(assignment=assignment, rater=rater)
             if after is not None:
                 after(answer)
@@ -156,24 +156,15 @@ def _assignment_locked(*, rater: Rater, assignment_id: int, model: type[Answer],
 
     The same query reads the id of the ``model`` answer already stored under ``key`` (``replayed_id``,
     None for a new answer) and the project's current instruction version (``current_instructions_id``):
-    one statement instead of three.
+    one statement instead of three, hand-written (:func:`annotator.sql.assignment_for_answer`: it runs for every
+    answer).
 
     Only the assignment row is locked (``of=("self",)``): a plain ``FOR UPDATE`` would also lock the
     joined task and image rows, which raters answering other assignments of the same images update
     or lock in another order — a deadlock cycle. Counters are then updated task row first, rater row
     second, by every answer.
     """
-    assignment = (
-        Assignment.objects.select_for_update(of=("self",))
-        .select_related("task", "left_item")
-        .filter(pk=assignment_id, rater=rater, project_id=rater.project_id)
-        .annotate(
-            replayed_id=Subquery(model.objects.filter(idempotency_key=key).values("pk")[:1]),
-            current_instructions_id=Subquery(InstructionVersion.objects.filter(project_id=OuterRef("project_id"))
-                                             .order_by("-version").values("pk")[:1]),
-        )
-        .first()
-    )
+    assignment = sql.assignment_for_answer(assignment_id=assignment_id, rater=rater, answer_model=model, key=key)
     if assignment is None:
         raise NotFound(f"Assignment {assignment_id} is not one of yours.", field="assignment")
     return assignment
@@ -197,18 +188,16 @@ def _assignment_answered(*, assignment: Assignment, rater: Rater) -> None:
     A quality check's answer moves its task's counters like any answer (they count the raters it was
     shown to and answered by) and is counted in the rater's ``n_checks`` as well as ``n_judgments``.
     """
-    Assignment.objects.filter(pk=assignment.pk).update(state=AssignmentState.ANSWERED, answered_at=timezone.now())
+    sql.assignment_answered(assignment_id=assignment.pk, at=timezone.now())
     if assignment.is_repeat:
-        Rater.objects.filter(pk=rater.pk).update(n_judgments=F("n_judgments") + 1, n_repeats=F("n_repeats") + 1)
+        sql.counters_add(model=Rater, pk=rater.pk, n_judgments=1, n_repeats=1)
         return
     is_check = bool(assignment.task.check_kind)
     slot = 1 if assignment.state == AssignmentState.EXPIRED else 0
     if slot and Rater.objects.filter(pk=rater.pk, excluded_at__isnull=False).exists():
         # a late answer of a rater excluded meanwhile (their open task was given back then): stored, but it
         # takes no place and counts towards no task, as it is left out of every fit
-        Rater.objects.filter(pk=rater.pk).update(n_judgments=F("n_judgments") + 1,
-                                                 n_checks=F("n_checks") + int(is_check))
+        sql.counters_add(model=Rater, pk=rater.pk, n_judgments=1, n_checks=int(is_check))
         return
-    Task.objects.filter(pk=assignment.task_id).update(n_judgments=F("n_judgments") + 1,
-                                                      n_assigned=F("n_assigned") + slot)
-    Rater.objects.filter(pk=rater.pk).update(n_judgments=F("n_judgments") + 1, n_checks=F("n_checks") + int(is_check))
+    sql.counters_add(model=Task, pk=assignment.task_id, n_judgments=1, n_assigned=slot)
+    sql.counters_add(model=Rater, pk=rater.pk, n_judgments=1, n_checks=int(is_check))

@@ -12,15 +12,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
-from annotator import selectors
+from annotator import selectors, sql
 from annotator.models import Assignment, AssignmentState, CheckKind, Rater, Task, TaskKind
 from annotator.services.ranks import rank_shown_order
 
 #: A repeat re-shows a pair only after at least this many other assignments of the same rater.
 REPEAT_MIN_GAP = 3
-#: What a new assignment's payload shows of its images (loaded with the claimed task).
-_ITEM_FIELDS = tuple(f"{side}__{name}" for side in ("item_a", "item_b")
-                     for name in ("id", "project_id", "prompt", "width", "height"))
 
 
 def assignment_next(*, rater: Rater, none_open: bool = False) -> Assignment | None:
@@ -63,40 +60,35 @@ def assignment_next(*, rater: Rater, none_open: bool = False) -> Assignment | No
     project = rater.project
     if project.tasks_per_rater and rater.n_judgments - rater.n_repeats - rater.n_checks >= project.tasks_per_rater:
         return selectors.assignment_open(rater=rater) if none_open else None
-    available = selectors.tasks_available_to(rater=rater)
+
+    def available():  # built only on the paths that ask (query building is most of this function's cost)
+        return selectors.tasks_available_to(rater=rater)
+
     if project.repeat_rate > 0:
         rng = random.Random(f"{rater.pk}:{rater.n_judgments}")
-        if rng.random() < project.repeat_rate and available.exists():
+        if rng.random() < project.repeat_rate and available().exists():
             repeat = _repeat_create(rater=rater, rng=rng)
             if repeat is not None:
                 return repeat
     if project.check_rate > 0 and rater.pool_id is None:
         rng = random.Random(f"check:{rater.pk}:{rater.n_judgments}")
-        if rng.random() < project.check_rate and available.exists():
+        if rng.random() < project.check_rate and available().exists():
             check = _check_create(rater=rater, rng=rng)
             if check is not None:
                 return check
     attempts = 8
+    slots = project.overlap  # a task's places: its own max_raters, else this (selectors.task_slots)
     for attempt in range(attempts):
         with transaction.atomic():
-            task = (
-                available
-                .order_by("n_assigned", "shuffle_key")
-                # the last attempt waits for the rows other raters are claiming instead of skipping them
-                # only the task row is locked; its images come with it for the answer's payload
-                .select_for_update(skip_locked=attempt < attempts - 1, of=("self",))
-                .select_related("item_a", "item_b")
-                .only("id", "kind", "check_kind", "check_instruction", "item_a_id", "item_b_id", *_ITEM_FIELDS)
-                .first()
-            )
+            # tasks_available_to(rater) in order, the first row locked (only the task row; its images come with
+            # it for the payload); the last attempt waits for the rows other raters are claiming instead of
+            # skipping them. One hand-written statement (annotator.sql.task_to_claim): it runs for every answer.
+            task = sql.task_to_claim(rater=rater, slots_default=slots, skip_locked=attempt < attempts - 1)
             if task is None:
-                if attempt < attempts - 1 and available.exists():
+                if attempt < attempts - 1 and available().exists():
                     continue  # every open task is being claimed by someone else right now: look again
                 return None
-            claimed = Task.objects.filter(pk=task.pk, n_assigned__lt=selectors.task_slots(project)).update(
-                n_assigned=F("n_assigned") + 1
-            )
-            if not claimed:
+            if not sql.task_slot_take(task_id=task.pk, slots_default=slots):
                 continue
             left, right = (task.item_a_id, task.item_b_id)
             if right is not None and secrets.randbelow(2):
@@ -104,23 +96,19 @@ def assignment_next(*, rater: Rater, none_open: bool = False) -> Assignment | No
             shown_order = rank_shown_order(task_id=task.pk) if task.kind == TaskKind.RANK else []
             if shown_order:
                 left = shown_order[0]
-            try:
-                with transaction.atomic():
-                    created = Assignment.objects.create(
-                        task_id=task.pk, rater=rater, project=project, left_item_id=left, right_item_id=right,
-                        shown_order=shown_order,
-                    )
-                if not shown_order:
-                    # the payload's task and images, as selectors.assignment_open would load them
-                    created.task = task
-                    items = {task.item_a_id: task.item_a, task.item_b_id: task.item_b}
-                    created.left_item = items[left]
-                    created.right_item = items[right] if right is not None else None
-                    created.project = project
-                    return created
-            except IntegrityError:
-                # A concurrent request of the same rater opened an assignment first: give the slot back.
-                Task.objects.filter(pk=task.pk).update(n_assigned=F("n_assigned") - 1)
+            created = Assignment(task_id=task.pk, rater=rater, project=project, left_item_id=left,
+                                 right_item_id=right, shown_order=shown_order)
+            if not sql.insert(created, ignore_conflicts=True):
+                # A concurrent request of the same rater opened an assignment first: give the place back.
+                sql.counters_add(model=Task, pk=task.pk, n_assigned=-1)
+            elif not shown_order:
+                # the payload's task and images, as selectors.assignment_open would load them
+                created.task = task
+                items = {task.item_a_id: task.item_a, task.item_b_id: task.item_b}
+                created.left_item = items[left]
+                created.right_item = items[right] if right is not None else None
+                created.project = project
+                return created
         break
     # The new (or concurrently opened) assignment, with its task and images loaded in the same query.
     return selectors.assignment_open(rater=rater)

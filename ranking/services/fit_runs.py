@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
@@ -111,8 +111,7 @@ def fit_refit_requested(*, project_id: int) -> None:
     constraint guarantees it).
     """
     for model in AUTO_REFIT_MODELS:
-        pending = FitRun.objects.filter(project_id=project_id, model=model, status=FitStatus.QUEUED, automatic=True)
-        if pending.exists():
+        if _automatic_fit_pending(project_id=project_id, model=model):
             continue
         try:
             with transaction.atomic():
@@ -122,6 +121,17 @@ def fit_refit_requested(*, project_id: int) -> None:
             continue  # another judgment created it concurrently
         # let a burst of judgments land before fitting
         jobs.job_publish_on_commit(run, countdown=settings.PREFLAB_AUTO_FIT_DELAY_S)
+
+
+def _automatic_fit_pending(*, project_id: int, model: str) -> bool:
+    """``FitRun.objects.filter(project_id=…, model=…, status=QUEUED, automatic=True).exists()``, hand-written: it
+    runs with every answer (see :mod:`annotator.sql`), and the ORM's query building costs more than the look-up."""
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {qn(FitRun._meta.db_table)} WHERE {qn('project_id')} = %s"
+                       f" AND {qn('model')} = %s AND {qn('status')} = %s AND {qn('automatic')} = %s LIMIT 1",
+                       [project_id, model, FitStatus.QUEUED.value, True])
+        return cursor.fetchone() is not None
 
 
 def fit_run_request(*, project: Project, model: str = FitModel.BT, params: dict | None = None) -> FitRun:
