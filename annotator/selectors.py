@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 
+from annotator import sql
 from annotator.models import (
     STAFF_SOURCE,
     Annotation,
@@ -144,11 +145,9 @@ def project_role(*, project: Project, user: AbstractBaseUser) -> str | None:
 
 
 def assignment_open(*, rater: Rater) -> Assignment | None:
-    return (
-        Assignment.objects.filter(rater=rater, state=AssignmentState.OPEN)
-        .select_related("task", "left_item", "right_item")
-        .first()
-    )
+    """The rater's open assignment with its task and images (one hand-written statement: every rater request
+    that has no answer in it asks, see :mod:`annotator.sql`)."""
+    return sql.assignment_open(rater_id=rater.pk)
 
 
 def rater_next_step(*, rater: Rater) -> str:

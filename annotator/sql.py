@@ -15,7 +15,7 @@ database has them (PostgreSQL); SQLite serialises writers with its ``IMMEDIATE``
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
@@ -113,6 +113,18 @@ def _lock(connection, *, of: str, skip_locked: bool = False) -> str:
     return clause
 
 
+_STATEMENTS: dict[tuple, str] = {}
+
+
+def _statement(connection, key: tuple, build: Callable[[Callable[[str], str]], str]) -> str:
+    """The SQL text called ``key`` on this database, built once per process by ``build(quote_name)``."""
+    full_key = (connection.alias, *key)
+    sql = _STATEMENTS.get(full_key)
+    if sql is None:
+        sql = _STATEMENTS[full_key] = build(connection.ops.quote_name)
+    return sql
+
+
 def _one(sql: str, params: Sequence, connection) -> tuple | None:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -143,28 +155,26 @@ def rater_with_project(*, rater_ids: Sequence[int], project_id: int | None = Non
     connection = connection or connections[DEFAULT_DB_ALIAS]
     if not rater_ids or (project_id is None) == (slug is None):
         return None
-    qn = connection.ops.quote_name
-    sql = [f"SELECT {_RATER.select(connection)}, {_PROJECT.select(connection)}"]
-    if flow_state:
-        sql.append(
-            f", (SELECT c.{qn('id')} FROM {_table(ConsentVersion, connection)} c"
-            f" WHERE c.{qn('project_id')} = r.{qn('project_id')} ORDER BY c.{qn('version')} DESC LIMIT 1)"
-            f", (SELECT i.{qn('id')} FROM {_table(InstructionVersion, connection)} i"
-            f" WHERE i.{qn('project_id')} = r.{qn('project_id')} ORDER BY i.{qn('version')} DESC LIMIT 1)"
-            f", EXISTS (SELECT 1 FROM {_table(Demographics, connection)} d WHERE d.{qn('rater_id')} = r.{qn('id')})"
-        )
-    sql.append(f" FROM {_table(Rater, connection)} r JOIN {_table(Project, connection)} p"
-               f" ON p.{qn('id')} = r.{qn('project_id')}"
-               f" WHERE r.{qn('id')} IN ({', '.join(['%s'] * len(rater_ids))})")
-    params: list = list(rater_ids)
-    if slug is not None:
-        sql.append(f" AND p.{qn('slug')} = %s")
-        params.append(slug)
-    else:
-        sql.append(f" AND r.{qn('project_id')} = %s")
-        params.append(project_id)
-    sql.append(f" ORDER BY r.{qn('id')} LIMIT 1")
-    row = _one("".join(sql), params, connection)
+    def build(qn):
+        sql = [f"SELECT {_RATER.select(connection)}, {_PROJECT.select(connection)}"]
+        if flow_state:
+            sql.append(
+                f", (SELECT c.{qn('id')} FROM {_table(ConsentVersion, connection)} c"
+                f" WHERE c.{qn('project_id')} = r.{qn('project_id')} ORDER BY c.{qn('version')} DESC LIMIT 1)"
+                f", (SELECT i.{qn('id')} FROM {_table(InstructionVersion, connection)} i"
+                f" WHERE i.{qn('project_id')} = r.{qn('project_id')} ORDER BY i.{qn('version')} DESC LIMIT 1)"
+                f", EXISTS (SELECT 1 FROM {_table(Demographics, connection)} d"
+                f" WHERE d.{qn('rater_id')} = r.{qn('id')})"
+            )
+        sql.append(f" FROM {_table(Rater, connection)} r JOIN {_table(Project, connection)} p"
+                   f" ON p.{qn('id')} = r.{qn('project_id')}"
+                   f" WHERE r.{qn('id')} IN ({', '.join(['%s'] * len(rater_ids))})"
+                   + (f" AND p.{qn('slug')} = %s" if slug is not None else f" AND r.{qn('project_id')} = %s")
+                   + f" ORDER BY r.{qn('id')} LIMIT 1")
+        return "".join(sql)
+
+    sql = _statement(connection, ("rater", len(rater_ids), slug is None, flow_state), build)
+    row = _one(sql, [*rater_ids, slug if slug is not None else project_id], connection)
     if row is None:
         return None
     (rater, project), extra = _build_all(row, connection, _RATER, _PROJECT)
@@ -196,19 +206,21 @@ def assignment_for_answer(*, assignment_id: int, rater: Rater, answer_model: typ
     two subqueries, ``.first()``.
     """
     connection = connection or connections[DEFAULT_DB_ALIAS]
-    qn = connection.ops.quote_name
-    sql = (
-        f"SELECT {_ASSIGNMENT.select(connection)}, {_TASK.select(connection)}, {_LEFT_ITEM.select(connection)}"
-        f", (SELECT x.{qn('id')} FROM {_table(answer_model, connection)} x"
-        f" WHERE x.{qn('idempotency_key')} = %s LIMIT 1)"
-        f", (SELECT i.{qn('id')} FROM {_table(InstructionVersion, connection)} i"
-        f" WHERE i.{qn('project_id')} = a.{qn('project_id')} ORDER BY i.{qn('version')} DESC LIMIT 1)"
-        f" FROM {_table(Assignment, connection)} a"
-        f" JOIN {_table(Task, connection)} t ON t.{qn('id')} = a.{qn('task_id')}"
-        f" JOIN {_table(Item, connection)} li ON li.{qn('id')} = a.{qn('left_item_id')}"
-        f" WHERE a.{qn('id')} = %s AND a.{qn('rater_id')} = %s AND a.{qn('project_id')} = %s"
-        + _lock(connection, of="a")
-    )
+    def build(qn):
+        return (
+            f"SELECT {_ASSIGNMENT.select(connection)}, {_TASK.select(connection)}, {_LEFT_ITEM.select(connection)}"
+            f", (SELECT x.{qn('id')} FROM {_table(answer_model, connection)} x"
+            f" WHERE x.{qn('idempotency_key')} = %s LIMIT 1)"
+            f", (SELECT i.{qn('id')} FROM {_table(InstructionVersion, connection)} i"
+            f" WHERE i.{qn('project_id')} = a.{qn('project_id')} ORDER BY i.{qn('version')} DESC LIMIT 1)"
+            f" FROM {_table(Assignment, connection)} a"
+            f" JOIN {_table(Task, connection)} t ON t.{qn('id')} = a.{qn('task_id')}"
+            f" JOIN {_table(Item, connection)} li ON li.{qn('id')} = a.{qn('left_item_id')}"
+            f" WHERE a.{qn('id')} = %s AND a.{qn('rater_id')} = %s AND a.{qn('project_id')} = %s"
+            + _lock(connection, of="a")
+        )
+
+    sql = _statement(connection, ("assignment", answer_model), build)
     row = _one(sql, [_prep(answer_model, "idempotency_key", key, connection), assignment_id, rater.pk,
                      rater.project_id], connection)
     if row is None:
@@ -223,21 +235,22 @@ def assignment_for_answer(*, assignment_id: int, rater: Rater, answer_model: typ
 def assignment_answered(*, assignment_id: int, at: datetime, connection=None) -> None:
     """``Assignment.objects.filter(pk=assignment_id).update(state=ANSWERED, answered_at=at)``."""
     connection = connection or connections[DEFAULT_DB_ALIAS]
-    qn = connection.ops.quote_name
-    _execute(f"UPDATE {_table(Assignment, connection)} SET {qn('state')} = %s, {qn('answered_at')} = %s"
-             f" WHERE {qn('id')} = %s",
-             [AssignmentState.ANSWERED.value, _prep(Assignment, "answered_at", at, connection), assignment_id],
+    sql = _statement(connection, ("answered",), lambda qn: (
+        f"UPDATE {_table(Assignment, connection)} SET {qn('state')} = %s, {qn('answered_at')} = %s"
+        f" WHERE {qn('id')} = %s"))
+    _execute(sql, [AssignmentState.ANSWERED.value, _prep(Assignment, "answered_at", at, connection), assignment_id],
              connection)
 
 
 def counters_add(*, model: type[Task] | type[Rater], pk: int, connection=None, **added: int) -> None:
     """``model.objects.filter(pk=pk).update(name=F(name) + n, ...)`` for the counters in ``added``."""
     connection = connection or connections[DEFAULT_DB_ALIAS]
-    qn = connection.ops.quote_name
-    sets = ", ".join(f"{qn(model._meta.get_field(name).column)} = {qn(model._meta.get_field(name).column)} + %s"
-                     for name in added)
-    _execute(f"UPDATE {_table(model, connection)} SET {sets} WHERE {qn('id')} = %s", [*added.values(), pk],
-             connection)
+    def build(qn):
+        columns = [qn(model._meta.get_field(name).column) for name in added]
+        return (f"UPDATE {_table(model, connection)} SET {', '.join(f'{c} = {c} + %s' for c in columns)}"
+                f" WHERE {qn('id')} = %s")
+
+    _execute(_statement(connection, ("counters", model, *added), build), [*added.values(), pk], connection)
 
 
 def insert(obj: models.Model, *, ignore_conflicts: bool = False, connection=None) -> bool:
@@ -247,14 +260,14 @@ def insert(obj: models.Model, *, ignore_conflicts: bool = False, connection=None
     inserted (``ON CONFLICT DO NOTHING``) and False is returned — no savepoint needed, the transaction goes
     on. No signals are sent (PrefLab has no receivers on these models)."""
     connection = connection or connections[DEFAULT_DB_ALIAS]
-    meta = obj._meta
-    qn = connection.ops.quote_name
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    model = type(obj)
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-    sql = (f"INSERT INTO {_table(type(obj), connection)} ({', '.join(qn(f.column) for f in fields)})"
-           f" VALUES ({', '.join(['%s'] * len(fields))})"
-           + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
-           + f" RETURNING {qn(meta.pk.column)}")
+    sql = _statement(connection, ("insert", model, ignore_conflicts), lambda qn: (
+        f"INSERT INTO {_table(model, connection)} ({', '.join(qn(f.column) for f in fields)})"
+        f" VALUES ({', '.join(['%s'] * len(fields))})"
+        + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
+        + f" RETURNING {qn(model._meta.pk.column)}"))
     row = _one(sql, values, connection)
     if row is None:
         return False
@@ -282,26 +295,28 @@ def task_to_claim(*, rater: Rater, slots_default: int, skip_locked: bool,
     of=("self",)).select_related("item_a", "item_b").only(…).first()``.
     """
     connection = connection or connections[DEFAULT_DB_ALIAS]
-    qn = connection.ops.quote_name
-    item = _table(Item, connection)
-    params: list = [rater.project_id]
-    pool = "IS NULL"
-    if rater.pool_id is not None:
-        pool = "= %s"
-        params.append(rater.pool_id)
-    params += [True, CheckKind.NONE.value, slots_default, rater.pk, False]
-    sql = (
-        f"SELECT {_CLAIM_TASK.select(connection)}, {_CLAIM_ITEM_A.select(connection)}, {_CLAIM_ITEM_B.select(connection)}"
-        f" FROM {_table(Task, connection)} t"
-        f" JOIN {item} ia ON ia.{qn('id')} = t.{qn('item_a_id')}"
-        f" LEFT OUTER JOIN {item} ib ON ib.{qn('id')} = t.{qn('item_b_id')}"
-        f" WHERE t.{qn('project_id')} = %s AND t.{qn('pool_id')} {pool} AND t.{qn('is_active')} = %s"
-        f" AND t.{qn('check_kind')} = %s AND t.{qn('n_assigned')} < COALESCE(t.{qn('max_raters')}, %s)"
-        f" AND NOT EXISTS (SELECT 1 FROM {_table(Assignment, connection)} x WHERE x.{qn('task_id')} = t.{qn('id')}"
-        f" AND x.{qn('rater_id')} = %s AND x.{qn('is_repeat')} = %s)"
-        f" ORDER BY t.{qn('n_assigned')} ASC, t.{qn('shuffle_key')} ASC LIMIT 1"
-        + _lock(connection, of="t", skip_locked=skip_locked)
-    )
+    pooled = rater.pool_id is not None
+
+    def build(qn):
+        item = _table(Item, connection)
+        return (
+            f"SELECT {_CLAIM_TASK.select(connection)}, {_CLAIM_ITEM_A.select(connection)}"
+            f", {_CLAIM_ITEM_B.select(connection)}"
+            f" FROM {_table(Task, connection)} t"
+            f" JOIN {item} ia ON ia.{qn('id')} = t.{qn('item_a_id')}"
+            f" LEFT OUTER JOIN {item} ib ON ib.{qn('id')} = t.{qn('item_b_id')}"
+            f" WHERE t.{qn('project_id')} = %s AND t.{qn('pool_id')} {'= %s' if pooled else 'IS NULL'}"
+            f" AND t.{qn('is_active')} = %s AND t.{qn('check_kind')} = %s"
+            f" AND t.{qn('n_assigned')} < COALESCE(t.{qn('max_raters')}, %s)"
+            f" AND NOT EXISTS (SELECT 1 FROM {_table(Assignment, connection)} x"
+            f" WHERE x.{qn('task_id')} = t.{qn('id')} AND x.{qn('rater_id')} = %s AND x.{qn('is_repeat')} = %s)"
+            f" ORDER BY t.{qn('n_assigned')} ASC, t.{qn('shuffle_key')} ASC LIMIT 1"
+            + _lock(connection, of="t", skip_locked=skip_locked)
+        )
+
+    sql = _statement(connection, ("claim", pooled, skip_locked), build)
+    params = [rater.project_id, *([rater.pool_id] if pooled else []), True, CheckKind.NONE.value, slots_default,
+              rater.pk, False]
     row = _one(sql, params, connection)
     if row is None:
         return None
@@ -315,8 +330,39 @@ def task_slot_take(*, task_id: int, slots_default: int, connection=None) -> bool
     """Take one place of the task if it has one left: ``Task.objects.filter(pk=task_id,
     n_assigned__lt=task_slots(project)).update(n_assigned=F("n_assigned") + 1)``; True if taken."""
     connection = connection or connections[DEFAULT_DB_ALIAS]
-    qn = connection.ops.quote_name
-    return bool(_execute(
+    sql = _statement(connection, ("slot",), lambda qn: (
         f"UPDATE {_table(Task, connection)} SET {qn('n_assigned')} = {qn('n_assigned')} + 1"
-        f" WHERE {qn('id')} = %s AND {qn('n_assigned')} < COALESCE({qn('max_raters')}, %s)",
-        [task_id, slots_default], connection))
+        f" WHERE {qn('id')} = %s AND {qn('n_assigned')} < COALESCE({qn('max_raters')}, %s)"))
+    return bool(_execute(sql, [task_id, slots_default], connection))
+
+
+_RIGHT_ITEM = Columns(Item, "ri")
+
+
+def assignment_open(*, rater_id: int, connection=None) -> Assignment | None:
+    """The rater's open assignment with its task and both images, or None: ``Assignment.objects.filter(
+    rater_id=rater_id, state=OPEN).select_related("task", "left_item", "right_item").first()`` (a rater holds
+    at most one; a constraint says so)."""
+    connection = connection or connections[DEFAULT_DB_ALIAS]
+
+    def build(qn):
+        item = _table(Item, connection)
+        return (
+            f"SELECT {_ASSIGNMENT.select(connection)}, {_TASK.select(connection)}, {_LEFT_ITEM.select(connection)}"
+            f", {_RIGHT_ITEM.select(connection)}"
+            f" FROM {_table(Assignment, connection)} a"
+            f" JOIN {_table(Task, connection)} t ON t.{qn('id')} = a.{qn('task_id')}"
+            f" JOIN {item} li ON li.{qn('id')} = a.{qn('left_item_id')}"
+            f" LEFT OUTER JOIN {item} ri ON ri.{qn('id')} = a.{qn('right_item_id')}"
+            f" WHERE a.{qn('rater_id')} = %s AND a.{qn('state')} = %s ORDER BY a.{qn('id')} LIMIT 1"
+        )
+
+    row = _one(_statement(connection, ("open",), build), [rater_id, AssignmentState.OPEN.value], connection)
+    if row is None:
+        return None
+    (assignment, task, left_item, right_item), _ = _build_all(row, connection, _ASSIGNMENT, _TASK, _LEFT_ITEM,
+                                                              _RIGHT_ITEM)
+    Assignment.task.field.set_cached_value(assignment, task)
+    Assignment.left_item.field.set_cached_value(assignment, left_item)
+    Assignment.right_item.field.set_cached_value(assignment, right_item)
+    return assignment

@@ -237,7 +237,7 @@ def gunicorn_start(*, url: str, port: int, log_path: str, var_dir: str) -> subpr
         **os.environ,
         "DATABASE_URL": url, "DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "0", "SESSION_COOKIE_SECURE": "0", "CSRF_COOKIE_SECURE": "0",
-        "THROTTLE_SUBMIT": "1000000/minute", "CACHE_URL": REDIS_URL, "CELERY_BROKER_URL": REDIS_URL,
+        "THROTTLE_SUBMIT": "1000000/minute", "THROTTLE_NEXT": "1000000/minute", "CACHE_URL": REDIS_URL, "CELERY_BROKER_URL": REDIS_URL,
         "PREFLAB_VAR_DIR": var_dir, "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "config.settings",
     }
     cmd = [str(Path(sys.executable).with_name("gunicorn")), "config.wsgi:application",

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from annotator import selectors, services, sql
 from annotator.models import Assignment, AssignmentState, Item, Judgment, Project, Rater, Task
-from tests.conftest import ready_rater
+from tests.conftest import ready_rater, requires_postgres
 from tests.factories import ItemFactory, RaterFactory
 
 pytestmark = pytest.mark.django_db
@@ -176,3 +176,43 @@ def test_answered_sets_state_and_time(project, rater):
     sql.assignment_answered(assignment_id=assignment.pk, at=at)
     stored = Assignment.objects.get(pk=assignment.pk)
     assert stored.state == AssignmentState.ANSWERED and stored.answered_at == at
+
+
+def test_the_open_assignment_is_found_as_the_orm_finds_it(project, rater):
+    assert sql.assignment_open(rater_id=rater.pk) is None
+    opened = services.rater_next(rater=rater).assignment
+    found = sql.assignment_open(rater_id=rater.pk)
+    stored = (Assignment.objects.filter(rater=rater, state=AssignmentState.OPEN)
+              .select_related("task", "left_item", "right_item").get())
+    assert found.pk == opened.pk
+    for a, b in ((found, stored), (found.task, stored.task), (found.left_item, stored.left_item),
+                 (found.right_item, stored.right_item)):
+        assert _values(a) == _values(b)
+    # a one-image task: no right image
+    Assignment.objects.filter(pk=opened.pk).update(state=AssignmentState.EXPIRED)
+    services.tasks_generate_single(project=project, kind="rich")
+    single = Task.objects.filter(project=project, kind="rich").first()
+    Task.objects.filter(project=project).exclude(pk=single.pk).update(is_active=False)
+    assert services.rater_next(rater=rater).assignment.task_id == single.pk
+    found = sql.assignment_open(rater_id=rater.pk)
+    assert found.task_id == single.pk and found.right_item is None and found.right_item_id is None
+
+
+@requires_postgres
+def test_postgresql_prepares_the_statements_a_connection_repeats(project, rater):
+    """settings.DATABASE_PREPARE_THRESHOLD (default 5): parameters bound on the server, and a statement that ran
+    that many times on a connection is prepared, so PostgreSQL parses and plans it once."""
+    from django.conf import settings
+    from django.db import connection
+
+    threshold = settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"]
+    assert settings.DATABASES["default"]["OPTIONS"]["server_side_binding"] is True and threshold >= 1
+
+    def prepared():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            return [row[0] for row in cursor.fetchall()]
+
+    for _ in range(threshold + 1):
+        assert sql.rater_with_project(rater_ids=[rater.pk], slug=project.slug, flow_state=True).pk == rater.pk
+    assert any('FROM "annotator_rater" r JOIN "annotator_project" p' in statement for statement in prepared())
