@@ -16,4 +16,7 @@ RUN SECRET_KEY=build-only DEBUG=0 python manage.py collectstatic --no-input -v0
 RUN useradd --create-home preflab && mkdir -p /data/media && chown -R preflab /data /app
 USER preflab
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# gunicorn reads its number of (sync) workers from WEB_CONCURRENCY; 4 is the shape bench/bench_http.py measures
+# on 2 cores (about two per core; raise it with the cores)
+ENV WEB_CONCURRENCY=4
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]

@@ -13,9 +13,11 @@ autovacuum keeps them on a running database); one Django database session per ra
 ``SESSION_RATERS = {project id: rater id}``, whose key is the client's ``sessionid`` cookie; a generated
 32-character ``csrftoken`` cookie sent back in ``X-CSRFToken``.
 
-Server: ``gunicorn config.wsgi:application -w 3 -k gthread --threads 4`` (``--workers``, ``--worker-class``, ``--threads`` change it) on a free loopback port, with
+Server: ``gunicorn config.wsgi:application -w 4 -k sync`` (the Dockerfile's shape, without its access log; before
+2026-12-05 the default was ``-w 3 -k gthread --threads 4``; ``--workers``, ``--worker-class``, ``--threads`` change
+it) on a free loopback port, with
 ``DEBUG=0``, production settings except ``SECURE_SSL_REDIRECT`` / secure cookies off (plain http on
-loopback), the submit throttle raised out of the way, cache and Celery broker on Redis database 13.
+loopback), the submit and next-task throttles raised out of the way, cache and Celery broker on Redis database 13.
 
 Load: ``--clients`` threads (one rater each, keep-alive ``http.client.HTTPConnection``), each looping
 GET ``/r/<slug>/api/next/`` then POST ``/r/<slug>/api/judgments/`` with a fresh UUID idempotency key,
@@ -103,10 +105,52 @@ rater with its project and flow state, the locked assignment with its replay and
 task claim). With the load generator on the same two cores, 300/s needs about 5 ms of server and database
 CPU per answer in all.
 
-Reading it: correctness holds under load (nothing lost or doubled, replays store nothing), but the
-throughput and latency targets are missed by about 2× (throughput) and 1.3–3× (p99). One answer + next-task
-exchange is 12 SQL statements and two durable commits (the judgment, then the next assignment's claim);
-with 16 clients on 2 shared cores the latencies are mostly queueing behind that per-answer cost.
+Reading those runs: correctness held under load, but throughput and latency missed by about 2× — one exchange
+was 12 SQL statements and about 7 ms of Python, most of it the ORM building queries.
+
+Runs on 2026-12-05, after the rater hot path went to hand-written SQL (``annotator/sql.py``: the session's
+rater with its project and flow state, the locked assignment, the answer's ``INSERT … RETURNING``, the counters,
+the task claim with ``ON CONFLICT DO NOTHING`` instead of a savepoint, the open assignment — each checked against
+the ORM query it replaces in ``tests/integration/test_hot_sql.py``) and PostgreSQL began to prepare repeated
+statements (server-side binding, ``DATABASE_PREPARE_THRESHOLD``, default 5). One exchange is now 14 statements
+with BEGIN/COMMIT (the two transactions of before: the answer, then the claim); in-process (WSGI handler called
+directly, no HTTP server) it costs 3.2 ms of Python CPU where it cost 11 ms the same morning. Same machine,
+same day, ``--no-loaded --seconds 20`` unless stated:
+
+                                        judgments/s   POST p50 / p99      CPU per answer (gunicorn + PostgreSQL)
+    before (gthread 3×4)                114           120.1 / 301.5 ms    16.8 ms (13.2 + 3.6)
+    hand-written SQL (gthread 3×4)      230            66.3 / 129.3 ms     8.2 ms (4.9 + 3.3)
+    + prepared statements (gthread 3×4) 273            68.8 / 122.1 ms     6.4 ms (4.3 + 2.2)
+    same code, gthread 2×4              268            57.8 / 101.3 ms     6.7 ms (4.5 + 2.2)
+    same code, sync -w 3                238            65.6 /  94.3 ms     7.2 ms (4.5 + 2.7)
+    same code, sync -w 4                251            62.7 /  84.4 ms     7.3 ms (4.7 + 2.6)
+
+The full benchmark with the default shape (sync -w 4), ``--seconds 30``:
+
+    Scenario 1 — submit loop as the browser runs it (each POST's reply carries the next task), 5 s warm-up + 30 s measured, no stored judgments before
+      judgments/s sustained        245
+      POST /api/judgments/         n=  7364  p50   64.0 ms  p95   78.5 ms  p99   87.6 ms  max   108.9 ms
+      CPU per answer                 7.5 ms  (gunicorn 4.7 ms + PostgreSQL backends 2.7 ms; 55.2 CPU-s in 30 s, 7,380 answers)
+      stored check                 201 responses 8,618, judgments stored 8,618, distinct keys stored 8,618, acknowledged keys missing 0, unacknowledged stored 0, keys stored twice 0: OK
+      replay check                 resent 1,000: responses {200: 1000}, judgments before 8,618, after 8,618: OK
+
+    Scenario 2 — 1,000,000 judgments COPYed into the project in 87 s (1,008,618 stored in all, 206,000 tasks); 16 fresh raters, GET /api/next/ before every answer
+      judgments/s sustained        236
+      GET  /api/next/              n=  7075  p50   30.3 ms  p95   37.3 ms  p99   40.6 ms  max    59.5 ms
+      POST /api/judgments/         n=  7076  p50   36.8 ms  p95   44.8 ms  p99   48.7 ms  max    80.7 ms
+      CPU per answer                 7.5 ms  (gunicorn 5.5 ms + PostgreSQL backends 2.0 ms; 53.1 CPU-s in 30 s, 7,084 answers)
+
+    MISS  judgments/s 245 (target ≥ 300)
+    PASS  POST p99 88 ms (target ≤ 100 ms)
+    PASS  none lost or doubled, replays stored nothing
+    PASS  next-task p99 with 1.0M judgments stored 41 ms (target ≤ 50 ms)
+
+Reading it: the latency targets are met with sync workers (gthread's threads, sharing one interpreter lock per
+worker, leave a longer tail: p99 101–129 ms), and nothing is lost or doubled; throughput misses by about 20%.
+Server and database together use about 7 ms of CPU per answer and saturate the two cores (the load generator
+runs on them too): 300/s here would need about 5.5 ms. What is left is spread out — psycopg and the PostgreSQL
+protocol for 14 statements, Django REST framework's request and serializers, four Redis round trips (session,
+throttle, progress total) — with no single large cost.
 """
 
 from __future__ import annotations
@@ -224,7 +268,7 @@ def free_port() -> int:
 
 
 #: The server's shape (``--worker-class``, ``--workers``, ``--threads``); the default is the one of the runs above.
-SERVER = {"worker_class": "gthread", "workers": 3, "threads": 4}
+SERVER = {"worker_class": "sync", "workers": 4, "threads": 4}
 
 
 def server_shape() -> str:

@@ -22,9 +22,9 @@ from tests.conftest import ready_rater
 
 pytestmark = pytest.mark.django_db
 
-MAX_FIRST_GET = 11  # was 15: session, project, rater, flow state, open?, claim (5), re-read, count
-MAX_POST = 16  # was 23 (steady state: the refit already requested)
-MAX_POST_FIRST = 19  # was 26 (the answer that creates the queued refit)
+MAX_FIRST_GET = 8  # was 15, then 11: rater with flow state, open?, claim (4 with savepoints), count
+MAX_POST = 14  # was 23, then 16 (steady state: the refit already requested); no savepoint in the claim now
+MAX_POST_FIRST = 17  # was 26, then 19 (the answer that creates the queued refit)
 MAX_GET_OPEN = 2  # was 5: rater with project and flow state; the open assignment
 
 
