@@ -321,6 +321,7 @@ class RaterRow:
     rater_id: int = 0
     excluded_at: datetime | None = None
     excluded_reason: str = ""
+    places_released: bool = False  # the places of the tasks they were handed were given back to other raters
     quality: RaterQuality | None = None
     n_checks: int = 0
     n_checks_passed: int = 0
@@ -400,6 +401,7 @@ def rater_rows(*, raters: Iterable[Rater], quality: dict[int, RaterQuality] | No
             joined_at=rater.created_at, consented_at=rater.consented_at,
             consent_declined_at=rater.consent_declined_at, completed_at=rater.completed_at, last_answer_at=last,
             rater_id=rater.pk, excluded_at=rater.excluded_at, excluded_reason=rater.excluded_reason,
+            places_released=rater.places_released_at is not None,
             quality=(quality or {}).get(rater.pk), n_checks=n_checks, n_checks_passed=n_passed,
             screened_out=rater.pk in screened,
         ))

@@ -567,14 +567,17 @@ def rater_exclusion(request: HttpRequest, slug: str, public_id: str) -> HttpResp
     change = {"exclude": rater_exclude, "include": rater_include}.get(action)
     if change is None:
         return HttpResponseBadRequest("action must be exclude or include.")
+    extra = {"release_places": request.POST.get("release_places") == "on"} if action == "exclude" else {}
     try:
-        change(rater=rater, by_user=request.user, reason=request.POST.get("reason", ""))
+        change(rater=rater, by_user=request.user, reason=request.POST.get("reason", ""), **extra)
     except DomainError as exc:
         return _raters_page(request, project, role, error=exc, error_rater=rater.public_id)
     if action == "exclude":
+        given_back = (" The tasks they answered were given back to other raters." if extra["release_places"]
+                      else "")
         messages.success(request, f"Excluded rater {rater.public_id}: their answers are left out of fits (a refit "
-                                  "was requested) and of reports computed from now on, and they get no more tasks. "
-                                  "Recompute the agreement report to update it.")
+                                  "was requested) and of reports computed from now on, and they get no more tasks."
+                                  f"{given_back} Recompute the agreement report to update it.")
     else:
         messages.success(request, f"Included rater {rater.public_id} again: their answers count in the next fit "
                                   "(requested) and report.")

@@ -10,7 +10,7 @@ stores each event once (a retry of a stored event changes nothing and is answere
 records the participant's new status on their rater.
 
 Participants who RETURNED, TIMED-OUT or were REJECTED hold places they will not fill.
-:func:`rater_places_release` gives them back: the rater's open assignment expires, each task they answered
+:func:`annotator.services.quality.rater_places_release` gives them back: the rater's open assignment expires, each task they answered
 gets its place back (its ``n_assigned`` drops by one, so another rater is handed it), and the rater is
 excluded from fits and statistics with the reason recorded (their answers stay stored: nothing is ever
 deleted, and including the rater again brings them back). Releasing is done once per rater.
@@ -26,12 +26,12 @@ import time
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F
+from django.db.models import Count
 from django.utils import timezone
 
 from annotator.errors import Forbidden, InvalidInput
-from annotator.models import Assignment, AssignmentState, Project, ProlificEvent, Rater, Task
-from annotator.services import quality
+from annotator.models import Project, ProlificEvent, Rater
+from annotator.services.quality import rater_places_release
 
 #: Submission statuses whose participants will not come back: their places can be given to others.
 RELEASABLE_STATUSES = ("RETURNED", "TIMED-OUT", "REJECTED")
@@ -125,43 +125,6 @@ def _apply(*, project: Project, event: ProlificEvent) -> str:
 def raters_releasable(*, project: Project):
     """Raters whose Prolific status says they will not come back and whose places are still held."""
     return Rater.objects.filter(project=project, crowd_status__in=RELEASABLE_STATUSES, places_released_at__isnull=True)
-
-
-class _AlreadyReleased(Exception):
-    pass
-
-
-def rater_places_release(*, rater: Rater, by_user, reason: str = "") -> int:
-    """Give back the places a rater holds (see the module docstring). Returns how many places were given back;
-    0 if the rater's places were released already.
-
-    Locks the rater's assignments first, as the answer path does, so an answer arriving at the same moment
-    waits (or is waited for); then the rater (the claim), then the tasks in task order.
-    """
-    try:
-        with transaction.atomic():
-            held = list(Assignment.objects.select_for_update(of=("self",))
-                        .filter(rater_id=rater.pk, is_repeat=False,
-                                state__in=(AssignmentState.OPEN, AssignmentState.ANSWERED))
-                        .order_by("task_id").values_list("pk", "task_id"))
-            # the claim: a second release (a double click, two researchers) finds the field set and stops
-            if not Rater.objects.filter(pk=rater.pk, places_released_at__isnull=True).update(
-                    places_released_at=timezone.now()):
-                raise _AlreadyReleased
-            # only the rows read above: an assignment opened since (by a request that committed meanwhile)
-            # is left to rater_exclude below, which expires it and gives its place back
-            Assignment.objects.filter(pk__in=[pk for pk, _ in held], state=AssignmentState.OPEN).update(
-                state=AssignmentState.EXPIRED)
-            for _, task_id in held:
-                Task.objects.filter(pk=task_id).update(n_assigned=F("n_assigned") - 1)
-            rater.refresh_from_db(fields=["places_released_at", "crowd_status", "excluded_at", "excluded_reason"])
-            why = " ".join(reason.split()) or (
-                f"Places released: Prolific status {rater.crowd_status or 'not reported'}.")
-            if rater.excluded_at is None:
-                quality.rater_exclude(rater=rater, by_user=by_user, reason=why)
-    except _AlreadyReleased:
-        return 0
-    return len(held)
 
 
 def raters_places_release(*, project: Project, by_user, participant_ids: list[str] | None = None) -> dict:

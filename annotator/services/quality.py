@@ -10,7 +10,11 @@ decision is a new :class:`~annotator.models.RaterExclusion` row (append-only his
   judgment makes), so the rankings follow;
 - the rater is handed no further task (:func:`annotator.services.assignments.assignment_next` returns
   None, so the rater reaches the usual "nothing left" page); an assignment they held open is given back
-  to the pool.
+  to the pool;
+- with ``release_places`` (the raters page offers it, and releasing a crowd participant's places does it),
+  each task the rater answered gets its place back as well, so other raters are handed it and the study still
+  reaches its overlap without the excluded answers (:func:`rater_places_release`). Once given back, places
+  are not taken again if the rater is included later (those tasks may then end with an answer more).
 
 Including the rater again writes an ``include`` row, clears the fields and requests a refit; the
 rater's answers count again, and the rater may be handed tasks again.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from annotator.errors import Conflict, InvalidInput
 from annotator.models import Assignment, AssignmentState, ExclusionAction, Rater, RaterExclusion, Task
@@ -54,15 +59,40 @@ def _open_assignment_release(*, rater: Rater) -> None:
             Task.objects.filter(pk=task_id).update(n_assigned=F("n_assigned") - 1)
 
 
-def rater_exclude(*, rater: Rater, by_user, reason: str) -> RaterExclusion:
+def _places_give_back(*, rater: Rater) -> int | None:
+    """The places the rater holds, given back: the open assignment expires, and each task the rater was handed
+    (open or answered; not repeats, which hold none) gets one place back. Returns how many; None if the rater's
+    places were given back before (``places_released_at``, claimed here, so a double click does it once).
+
+    Locks the rater's assignments first, as the answer path does, so an answer arriving at the same moment
+    waits (or is waited for); then the rater (the claim), then the tasks in task order.
+    """
+    held = list(Assignment.objects.select_for_update(of=("self",))
+                .filter(rater_id=rater.pk, is_repeat=False, state__in=(AssignmentState.OPEN, AssignmentState.ANSWERED))
+                .order_by("task_id").values_list("pk", "task_id"))
+    if not Rater.objects.filter(pk=rater.pk, places_released_at__isnull=True).update(places_released_at=timezone.now()):
+        return None
+    # only the rows read above: an assignment opened since (by a request that committed meanwhile) is left
+    # to the exclusion, which expires it and gives its place back
+    Assignment.objects.filter(pk__in=[pk for pk, _ in held], state=AssignmentState.OPEN).update(
+        state=AssignmentState.EXPIRED)
+    for _, task_id in held:
+        Task.objects.filter(pk=task_id).update(n_assigned=F("n_assigned") - 1)
+    return len(held)
+
+
+def rater_exclude(*, rater: Rater, by_user, reason: str, release_places: bool = False) -> RaterExclusion:
     """Leave ``rater`` out of fits and statistics and hand them no further task; ``reason`` is required.
+    ``release_places``: also give back the places of the tasks they answered (see the module docstring).
 
     Raises InvalidInput (field ``reason``) without a reason, Conflict (field ``rater``) if the rater is
-    already excluded. Requests a refit of the project. ``rater`` is updated in place.
+    already excluded (nothing is changed then). Requests a refit of the project. ``rater`` is updated in place.
     """
     reason = _reason_clean(reason)
     with transaction.atomic():
         # the answer path's lock order: assignment, task, rater (a refusal below rolls the release back)
+        if release_places:
+            _places_give_back(rater=rater)
         _open_assignment_release(rater=rater)
         locked = Rater.objects.select_for_update().get(pk=rater.pk)
         if locked.excluded_at is not None:
@@ -73,7 +103,32 @@ def rater_exclude(*, rater: Rater, by_user, reason: str) -> RaterExclusion:
         locked.save(update_fields=["excluded_at", "excluded_reason"])
         _refit_requested(project_id=locked.project_id)
     rater.excluded_at, rater.excluded_reason = locked.excluded_at, locked.excluded_reason
+    rater.places_released_at = locked.places_released_at
     return entry
+
+
+class _AlreadyReleased(Exception):
+    pass
+
+
+def rater_places_release(*, rater: Rater, by_user, reason: str = "") -> int:
+    """Give back the places a rater holds — the open assignment and every task they answered — and exclude the
+    rater (if not excluded already) with ``reason`` (by default: their Prolific status). Returns how many places
+    were given back; 0 if the rater's places were released already. Used for crowd participants who will not
+    come back (:mod:`annotator.services.prolific`)."""
+    try:
+        with transaction.atomic():
+            n = _places_give_back(rater=rater)
+            if n is None:
+                raise _AlreadyReleased
+            rater.refresh_from_db(fields=["places_released_at", "crowd_status", "excluded_at", "excluded_reason"])
+            why = " ".join(reason.split()) or (
+                f"Places released: Prolific status {rater.crowd_status or 'not reported'}.")
+            if rater.excluded_at is None:
+                rater_exclude(rater=rater, by_user=by_user, reason=why)
+    except _AlreadyReleased:
+        return 0
+    return n
 
 
 def rater_include(*, rater: Rater, by_user, reason: str) -> RaterExclusion:

@@ -294,6 +294,52 @@ def test_a_rater_excluded_after_finishing_still_sees_the_completion_code(researc
     assert project.completion_code in done.content.decode()  # they did the work before the decision
 
 
+def test_excluding_with_places_released_gives_the_answered_tasks_to_other_raters(study, researcher):
+    project, planted, _ = study
+    answered = list(Assignment.objects.filter(rater=planted, state=AssignmentState.ANSWERED, is_repeat=False)
+                    .values_list("task_id", flat=True))
+    assert answered
+    held = services.assignment_next(rater=planted)
+    before = dict(Task.objects.filter(pk__in=[*answered, held.task_id]).values_list("pk", "n_assigned"))
+    rater_exclude(rater=planted, by_user=researcher, reason="always left", release_places=True)
+    after = dict(Task.objects.filter(pk__in=before).values_list("pk", "n_assigned"))
+    assert all(after[pk] == before[pk] - 1 for pk in before)  # each answered task, and the open one
+    newcomer = ready_rater(project)  # is offered every task the excluded rater answered (overlap 3)
+    assert set(answered) <= set(selectors.tasks_available_to(rater=newcomer).values_list("pk", flat=True))
+    planted.refresh_from_db()
+    assert planted.excluded_at is not None and planted.places_released_at is not None
+    assert Rater.objects.get(pk=planted.pk).n_judgments == N_ANSWERS  # the answers stay stored
+    # included again and excluded again: the places are not given back twice
+    rater_include(rater=planted, by_user=researcher, reason="mistake")
+    rater_exclude(rater=planted, by_user=researcher, reason="after all", release_places=True)
+    assert dict(Task.objects.filter(pk__in=before).values_list("pk", "n_assigned")) == after
+
+
+def test_a_refused_exclusion_gives_no_place_back(study, researcher):
+    _, planted, _ = study
+    rater_exclude(rater=planted, by_user=researcher, reason="always left")
+    before = list(Task.objects.order_by("pk").values_list("n_assigned", flat=True))
+    with pytest.raises(Conflict):
+        rater_exclude(rater=planted, by_user=researcher, reason="again", release_places=True)
+    assert list(Task.objects.order_by("pk").values_list("n_assigned", flat=True)) == before
+    assert Rater.objects.get(pk=planted.pk).places_released_at is None
+
+
+def test_the_page_gives_places_back_only_when_asked(client, planted_and_url, researcher):
+    project, planted, url = planted_and_url
+    client.force_login(researcher)
+    page = client.get(reverse("annotator:raters", args=[project.slug])).content.decode()
+    assert 'name="release_places" checked' in page
+    total = sum(Task.objects.values_list("n_assigned", flat=True))
+    assert client.post(url, {"action": "exclude", "reason": "always left"}).status_code == 302
+    assert sum(Task.objects.values_list("n_assigned", flat=True)) == total  # no open task, none asked
+    client.post(url, {"action": "include", "reason": "mistake"})
+    response = client.post(url, {"action": "exclude", "reason": "always left", "release_places": "on"}, follow=True)
+    assert "given back to other raters" in response.content.decode()
+    places = Assignment.objects.filter(rater=planted, state=AssignmentState.ANSWERED, is_repeat=False).count()
+    assert places and sum(Task.objects.values_list("n_assigned", flat=True)) == total - places
+
+
 def test_an_included_rater_gets_tasks_again(study, researcher):
     _, planted, _ = study
     rater_exclude(rater=planted, by_user=researcher, reason="always left")
