@@ -309,8 +309,8 @@ class RaterExclusion(models.Model):
 
 
 class ProlificEvent(models.Model):
-    """One webhook call from Prolific, stored once per ``X-Event-ID`` (retries are answered as duplicates)
-    with what it changed (``outcome``); see :mod:`annotator.services.prolific`."""
+    """One webhook call from Prolific, stored once per ``X-Event-ID`` and once per signed request (retries and
+    replays are answered as duplicates) with what it changed (``outcome``); see :mod:`annotator.services.prolific`."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prolific_events")
     event_id = models.CharField(max_length=64)
@@ -322,10 +322,15 @@ class ProlificEvent(models.Model):
     rater = models.ForeignKey(Rater, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     outcome = models.CharField(max_length=200, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
+    # SHA-256 of the signed part of the request (timestamp + body): Prolific's signature does not cover
+    # X-Event-ID, so a captured call resent under a new event id is recognised by this (empty: stored before)
+    request_digest = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["project", "event_id"], name="prolificevent_once_per_project"),
+            models.UniqueConstraint(fields=["project", "request_digest"], condition=~models.Q(request_digest=""),
+                                    name="prolificevent_request_once"),
         ]
         ordering = ["-id"]
 

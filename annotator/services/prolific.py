@@ -6,7 +6,8 @@ Prolific calls a subscribed URL with a JSON body such as ``{"event_type": "submi
 HMAC-SHA256 of timestamp + raw body under the workspace's secret) and ``X-Event-ID`` (the same on every
 retry of one event). :func:`prolific_event_receive` verifies the signature against the project's secret
 (constant-time), refuses a timestamp more than :data:`MAX_SKEW_S` away from now (a replayed request),
-stores each event once (a retry of a stored event changes nothing and is answered as a duplicate) and
+stores each event once (a retry of a stored event changes nothing and is answered as a duplicate; so is the
+same signed request resent under another ``X-Event-ID``, which the signature does not cover) and
 records the participant's new status on their rater.
 
 Participants who RETURNED, TIMED-OUT or were REJECTED hold places they will not fill.
@@ -26,7 +27,7 @@ import time
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from annotator.errors import Forbidden, InvalidInput
@@ -92,16 +93,21 @@ def prolific_event_receive(*, project: Project, body: bytes, signature: str, tim
             raise InvalidInput(f"{name} must be a string of at most 64 characters.", field=name)
     fields = {name: value or "" for name, value in fields.items()}
 
-    stored = ProlificEvent.objects.filter(project=project, event_id=event_id).first()
+    # the signature covers the timestamp and the body, not X-Event-ID: the same signed request under another
+    # event id is a replay, and is answered like a retry
+    digest = hashlib.sha256(timestamp.encode() + b"\n" + body).hexdigest()
+    same = Q(event_id=event_id) | Q(request_digest=digest)
+    stored = ProlificEvent.objects.filter(same, project=project).first()
     if stored is not None:
         return EventReceipt(event=stored, duplicate=True)
     try:
         with transaction.atomic():
-            event = ProlificEvent.objects.create(project=project, event_id=event_id, payload=payload, **fields)
+            event = ProlificEvent.objects.create(project=project, event_id=event_id, request_digest=digest,
+                                                 payload=payload, **fields)
             event.outcome = _apply(project=project, event=event)
             event.save(update_fields=["outcome", "rater"])
-    except IntegrityError:  # the same event delivered twice at once: the other delivery stored it
-        return EventReceipt(event=ProlificEvent.objects.get(project=project, event_id=event_id), duplicate=True)
+    except IntegrityError:  # the same event (or request) delivered twice at once: the other delivery stored it
+        return EventReceipt(event=ProlificEvent.objects.filter(same, project=project).first(), duplicate=True)
     return EventReceipt(event=event, duplicate=False)
 
 

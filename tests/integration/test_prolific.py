@@ -99,6 +99,20 @@ def test_a_retried_event_is_applied_once(study):
     assert rater.crowd_status == "APPROVED"
 
 
+def test_a_captured_call_resent_under_a_new_event_id_is_a_duplicate(study):
+    """The signature covers timestamp + body, not X-Event-ID: the same signed request under another id is a
+    replay (within the 5-minute window) and changes nothing."""
+    rater = crowd_rater(study, "PID_A")
+    timestamp = str(int(time.time()))
+    assert call(study, status_change("PID_A", "APPROVED"), timestamp=timestamp).json()["duplicate"] is False
+    assert call(study, status_change("PID_A", "RETURNED"), event_id="evt-2").json()["duplicate"] is False
+    replay = call(study, status_change("PID_A", "APPROVED"), timestamp=timestamp, event_id="evt-forged")
+    assert replay.status_code == 200 and replay.json()["duplicate"] is True
+    rater.refresh_from_db()
+    assert rater.crowd_status == "RETURNED"
+    assert not ProlificEvent.objects.filter(event_id="evt-forged").exists()
+
+
 @pytest.mark.parametrize("tamper", ["wrong_secret", "body_changed", "no_signature", "stale", "future", "bad_ts"])
 def test_unsigned_tampered_or_replayed_calls_are_refused_and_nothing_is_stored(study, tamper):
     rater = crowd_rater(study, "PID_A")
