@@ -1,5 +1,7 @@
 """Input parsing and output shapes for the REST API. No business logic here."""
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotator.models import (
@@ -140,12 +142,18 @@ class RaterSerializer(serializers.ModelSerializer):
 class JudgmentSerializer(serializers.ModelSerializer):
     rater = serializers.CharField(source="rater.public_id", read_only=True)
     instruction_version = serializers.IntegerField(source="instruction_version.version", read_only=True)
+    excluded_rater = serializers.SerializerMethodField(
+        help_text="The rater is excluded now: this judgment is left out of fits, reports and releases.")
 
     class Meta:
         model = Judgment
         fields = ["id", "idempotency_key", "task", "assignment", "rater", "instruction_version", "left_item",
                   "right_item", "choice", "winner", "loser", "is_tie", "flags", "response_time_ms", "shown_at",
-                  "submitted_at"]
+                  "submitted_at", "excluded_rater"]
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_excluded_rater(self, judgment: Judgment) -> bool:
+        return judgment.rater.excluded_at is not None
 
 class JudgmentSubmitSerializer(serializers.Serializer):
     assignment = serializers.IntegerField()

@@ -488,3 +488,21 @@ def test_agreement_page_and_datasheet_say_who_is_flagged_and_how_many_were_exclu
     assert "  - always left, too fast (1 rater)" in markdown
     counts = client.get(reverse("ranking_reports:datasheet_json", args=[project.slug])).json()
     assert counts["exclusions"]["n_raters"] == 1 and counts["counts"]["judgments"] == 2 * N_ANSWERS
+
+
+def test_the_judgments_api_marks_an_excluded_raters_judgments(study, researcher):
+    from rest_framework.test import APIClient
+
+    project, planted, fair = study
+    rater_exclude(rater=planted, by_user=researcher, reason="always left")
+    client = APIClient()
+    client.force_authenticate(researcher)
+    url = reverse("api_judgments", args=[project.slug])
+    flags: dict[str, set[bool]] = {}
+    while url:
+        page = client.get(url).json()
+        for row in page["results"]:
+            flags.setdefault(row["rater"], set()).add(row["excluded_rater"])
+        url = page.get("next")
+    assert flags[planted.public_id] == {True}
+    assert all(flags[r.public_id] == {False} for r in fair)
