@@ -242,7 +242,7 @@ def repeat_pairs(*, project: Project, cutoff_judgment_id: int | None = None) -> 
 
 
 def exclusions(*, project: Project, cutoff_judgment_id: int | None = None,
-               cutoff_annotation_id: int | None = None) -> dict:
+               cutoff_annotation_id: int | None = None, cutoff_ranking_id: int | None = None) -> dict:
     """The raters excluded now, and what of theirs the loaders leave out (up to the cut-offs): counts and
     the reasons given, each with how many raters it was given for (raters only in aggregate); how many of
     them PrefLab screened out after failed quality checks; and the quality checks (:func:`quality_checks`)."""
@@ -253,6 +253,9 @@ def exclusions(*, project: Project, cutoff_judgment_id: int | None = None,
     annotations = Annotation.objects.filter(project=project, rater__excluded_at__isnull=False)
     if cutoff_annotation_id is not None:
         annotations = annotations.filter(id__lte=cutoff_annotation_id)
+    rankings = RankAnswer.objects.filter(project=project, rater__excluded_at__isnull=False, task__pool__isnull=True)
+    if cutoff_ranking_id is not None:
+        rankings = rankings.filter(id__lte=cutoff_ranking_id)
     reasons: dict[str, int] = {}
     for reason in excluded.values_list("excluded_reason", flat=True):
         reasons[reason] = reasons.get(reason, 0) + 1
@@ -260,8 +263,7 @@ def exclusions(*, project: Project, cutoff_judgment_id: int | None = None,
         "n_raters": sum(reasons.values()),
         "n_judgments": judgments.count() if reasons else 0,
         "n_annotations": annotations.count() if reasons else 0,
-        "n_rankings": (RankAnswer.objects.filter(project=project, rater__excluded_at__isnull=False,
-                                                 task__pool__isnull=True).count() if reasons else 0),
+        "n_rankings": rankings.count() if reasons else 0,
         "reasons": [{"reason": r, "n": n} for r, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))],
         "n_screened_out": raters_screened_out_count(project=project) if reasons else 0,
         "quality_checks": quality_checks(project=project, cutoff_judgment_id=cutoff_judgment_id),

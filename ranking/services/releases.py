@@ -125,7 +125,8 @@ def release_write(*, project: Project, root: Path, params: dict, salt: str, cuto
         manifest["images"] = release_files.copy_images(root, project=project)
     manifest["demographics"] = demo_meta
     manifest["excluded_raters"] = loaders.exclusions(project=project, cutoff_judgment_id=cutoffs["judgment"],
-                                                     cutoff_annotation_id=cutoffs["annotation"])
+                                                     cutoff_annotation_id=cutoffs["annotation"],
+                                                     cutoff_ranking_id=cutoffs["ranking"])
     released_at = timezone.now()
     (root / "README.md").write_text(_card(project=project, params=params, manifest=manifest, demo_meta=demo_meta,
                                           cutoffs=cutoffs, released_at=released_at), encoding="utf-8")

@@ -261,6 +261,21 @@ def test_rank_answers_are_append_only_in_the_database(rank_project):
         cur.execute("DELETE FROM annotator_rankanswer WHERE id = %s", [answer.pk])
 
 
+def test_excluded_raters_rankings_are_counted_up_to_the_cutoff(rank_project, researcher):
+    from annotator.services.quality import rater_exclude
+    from ranking import loaders
+
+    rater = ready_rater(rank_project)
+    stored = []
+    for _ in range(3):
+        answer, _ = submit(rater, services.assignment_next(rater=rater))
+        stored.append(answer.pk)
+    assert loaders.exclusions(project=rank_project)["n_rankings"] == 0  # nobody excluded
+    rater_exclude(rater=rater, by_user=researcher, reason="ranked at random")
+    assert loaders.exclusions(project=rank_project)["n_rankings"] == 3
+    assert loaders.exclusions(project=rank_project, cutoff_ranking_id=stored[1])["n_rankings"] == 2
+
+
 def test_rank_task_over_http(rank_project, client):
     rater = ready_rater(rank_project)
     session = client.session
