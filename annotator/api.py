@@ -33,6 +33,8 @@ from annotator.parsers import JSONParser
 from annotator.permissions import project_for_member, rater_from_session
 from annotator.serializers import (
     AnnotationSubmitSerializer,
+    CheckCreateSerializer,
+    CheckSerializer,
     ConsentVersionSerializer,
     InstructionVersionSerializer,
     ItemSerializer,
@@ -256,6 +258,35 @@ class JudgmentList(APIView):
         qs = Judgment.objects.filter(project=project, is_check=False).select_related("rater", "instruction_version")
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(JudgmentSerializer(page, many=True).data)
+
+
+class CheckListCreate(APIView):
+    """The project's quality checks (gold pairs and attention checks) with how raters did; researchers add one."""
+
+    @extend_schema(responses=CheckSerializer(many=True))
+    def get(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug)
+        return Response(CheckSerializer(selectors.checks_of_project(project=project), many=True).data)
+
+    @extend_schema(request=CheckCreateSerializer, responses={201: CheckSerializer})
+    def post(self, request, slug):
+        project, _ = project_for_member(request=request, slug=slug, write=True)
+        data = CheckCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        check = services.check_create(project=project, kind=v["kind"], left_item_id=v["left_item"],
+                                      right_item_id=v["right_item"], answer=v["answer"], instruction=v["instruction"])
+        return Response(CheckSerializer(selectors.check_row(check=check)).data, status=201)
+
+
+class CheckRetire(APIView):
+    """Hand a quality check to no new rater (its answers are kept)."""
+
+    @extend_schema(request=None, responses=CheckSerializer)
+    def post(self, request, slug, check_id):
+        project, _ = project_for_member(request=request, slug=slug, write=True)
+        check = services.check_retire(project=project, check_id=check_id)
+        return Response(CheckSerializer(selectors.check_row(check=check)).data)
 
 
 class RaterList(APIView):

@@ -16,6 +16,8 @@ urlpatterns = [
     path("projects/<slug:slug>/judgments/", api.JudgmentList.as_view(), name="api_judgments"),
     path("projects/<slug:slug>/judgments/export/", JudgmentExport.as_view(), name="api_judgments_export"),
     path("projects/<slug:slug>/raters/", api.RaterList.as_view(), name="api_raters"),
+    path("projects/<slug:slug>/checks/", api.CheckListCreate.as_view(), name="api_checks"),
+    path("projects/<slug:slug>/checks/<int:check_id>/retire/", api.CheckRetire.as_view(), name="api_check_retire"),
     path("projects/<slug:slug>/progress/", api.Progress.as_view(), name="api_progress"),
     path("projects/<slug:slug>/feedback/", api.ProjectFeedbackList.as_view(), name="api_project_feedback"),
     path("projects/<slug:slug>/items/<int:item_id>/feedback/", api.ItemFeedbackDetail.as_view(),

@@ -550,6 +550,13 @@ def checks_of_project(*, project: Project) -> list[CheckRow]:
     return [CheckRow(task=t, n_shown=t.n_shown, n_answered=t.n_answered, n_passed=t.n_passed) for t in checks]
 
 
+def check_row(*, check: Task) -> CheckRow:
+    """One quality check's row (as :func:`checks_of_project` lists it)."""
+    answers = Judgment.objects.filter(task=check).aggregate(n=Count("id"), passed=Count("id", filter=Q(check_passed=True)))
+    return CheckRow(task=check, n_shown=Assignment.objects.filter(task=check).count(), n_answered=answers["n"],
+                    n_passed=answers["passed"])
+
+
 @dataclass(frozen=True)
 class ChecksOverview:
     """The checks page: every check with its figures, and the totals over all of them."""

@@ -210,3 +210,31 @@ class RaterRankAnswerSerializer(serializers.ModelSerializer):
     class Meta:
         model = RankAnswer
         fields = ["id", "idempotency_key", "assignment", "ranking", "submitted_at"]
+
+
+class CheckCreateSerializer(serializers.Serializer):
+    """A new quality check (checked by the service, which names the field of a bad value)."""
+
+    kind = serializers.CharField(max_length=16, help_text="gold or attention")
+    left_item = serializers.IntegerField(help_text="The image shown on the left (an id of the project's images).")
+    right_item = serializers.IntegerField(help_text="The image shown on the right.")
+    answer = serializers.CharField(max_length=8, help_text="The expected answer: left, right or tie.")
+    instruction = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000,
+                                        help_text="Attention checks: the instruction shown above the images.")
+
+
+class CheckSerializer(serializers.Serializer):
+    """A quality check with how its raters did (answers to checks are never data)."""
+
+    id = serializers.IntegerField(source="task.pk")
+    kind = serializers.CharField(source="task.check_kind")
+    left_item = serializers.IntegerField(source="task.item_a_id")
+    right_item = serializers.IntegerField(source="task.item_b_id")
+    answer = serializers.CharField(source="task.check_answer")
+    instruction = serializers.CharField(source="task.check_instruction")
+    created_at = serializers.DateTimeField(source="task.created_at")
+    retired_at = serializers.DateTimeField(source="task.check_retired_at", allow_null=True)
+    n_shown = serializers.IntegerField(help_text="Raters it was handed to.")
+    n_answered = serializers.IntegerField()
+    n_passed = serializers.IntegerField()
+    pass_rate = serializers.FloatField(allow_null=True)

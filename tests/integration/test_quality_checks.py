@@ -697,3 +697,72 @@ def test_an_automatic_exclusion_is_append_only_like_any(researcher):
         RaterExclusion.objects.filter(rater=rater).update(reason="rewritten")
     with pytest.raises(DatabaseError), transaction.atomic():
         Judgment.objects.filter(rater=rater, is_check=True).update(check_passed=True)
+
+
+# Researcher API ----------------------------------------------------------------------------------------
+
+
+def test_the_api_makes_lists_and_retires_checks(researcher):
+    project, items = make_project(researcher, n_items=4, check_rate=0.5)
+    api = token_client(researcher)
+    url = reverse("api_checks", args=[project.slug])
+    made = api.post(url, {"kind": "attention", "left_item": items[0].pk, "right_item": items[1].pk,
+                          "answer": "right", "instruction": "Attention check: choose the image on the right."},
+                    format="json")
+    assert made.status_code == 201, made.content
+    body = made.json()
+    assert (body["kind"], body["left_item"], body["right_item"], body["answer"]) == (
+        "attention", items[0].pk, items[1].pk, "right")
+    assert body["retired_at"] is None and body["n_answered"] == 0 and body["pass_rate"] is None
+    rater = ready_rater(project)
+    check = next_check(rater)
+    submit(rater, check, right_choice_for(check))
+    listed = api.get(url).json()
+    assert [(c["id"], c["n_shown"], c["n_answered"], c["n_passed"], c["pass_rate"]) for c in listed] == [
+        (body["id"], 1, 1, 1, 1.0)]
+    retired = api.post(reverse("api_check_retire", args=[project.slug, body["id"]]))
+    assert retired.status_code == 200 and retired.json()["retired_at"] is not None
+    again = api.post(reverse("api_check_retire", args=[project.slug, body["id"]]))
+    assert again.status_code == 409 and again.json()["error"]["field"] == "check"
+
+
+@pytest.mark.parametrize(("posted", "field"), [
+    ({"kind": "silver", "answer": "left"}, "kind"),
+    ({"kind": "gold", "answer": "up"}, "answer"),
+    ({"kind": "gold", "answer": "left", "instruction": "Choose left."}, "instruction"),
+    ({"kind": "attention", "answer": "left"}, "instruction"),
+    ({"kind": "gold", "answer": "left", "left_item": "x"}, "left_item"),
+])
+def test_the_api_refuses_bad_checks_with_400_naming_the_field(researcher, posted, field):
+    project, items = make_project(researcher, n_items=4)
+    body = {"left_item": items[0].pk, "right_item": items[1].pk, **posted}
+    response = token_client(researcher).post(reverse("api_checks", args=[project.slug]), body, format="json")
+    assert response.status_code == 400 and response.json()["error"]["field"] == field, response.content
+    assert not Task.objects.exclude(check_kind="").exists()
+
+
+def test_the_api_lets_viewers_read_checks_and_no_one_else_change_them(researcher):
+    from rest_framework.test import APIClient
+
+    project, items = make_project(researcher, n_items=4)
+    check = gold(project, items[0], items[1])
+    url = reverse("api_checks", args=[project.slug])
+    retire = reverse("api_check_retire", args=[project.slug, check.pk])
+    create = {"kind": "gold", "left_item": items[2].pk, "right_item": items[3].pk, "answer": "left"}
+    viewer = UserFactory()
+    services.membership_set(project=project, user=viewer, role="viewer")
+    as_viewer = token_client(viewer)
+    assert [c["id"] for c in as_viewer.get(url).json()] == [check.pk]
+    assert as_viewer.post(url, create, format="json").status_code == 403
+    assert as_viewer.post(retire).status_code == 403
+    outsider = token_client(UserFactory())
+    assert outsider.get(url).status_code == 404 and outsider.post(retire).status_code == 404
+    anonymous = APIClient()
+    assert anonymous.get(url).status_code in (401, 403) and anonymous.post(retire).status_code in (401, 403)
+    other, other_items = make_project(UserFactory(), n_items=2)
+    foreign = gold(other, other_items[0], other_items[1])
+    assert token_client(researcher).post(reverse("api_check_retire", args=[project.slug, foreign.pk])).status_code == 404
+    check.refresh_from_db()
+    foreign.refresh_from_db()
+    assert check.check_retired_at is None and foreign.check_retired_at is None
+    assert Task.objects.filter(project=project).exclude(check_kind="").count() == 1
