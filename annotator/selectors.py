@@ -340,6 +340,7 @@ class RaterRow:
 
 RATER_STATUSES = {
     "screened_out": "screened out",
+    "excluded": "stopped (excluded)",
     "finished": "finished",
     "answering": "answering",
     "declined": "declined consent",
@@ -352,6 +353,8 @@ def _rater_status(rater: Rater, *, screened_out: bool = False) -> str:
         return "screened_out"
     if rater.completed_at is not None:
         return "finished"
+    if rater.excluded_at is not None:  # excluded before finishing: handed no further task
+        return "excluded"
     if rater.n_judgments:
         return "answering"
     if rater.consent_declined_at is not None and rater.consent_version_id is None:

@@ -506,3 +506,11 @@ def test_the_judgments_api_marks_an_excluded_raters_judgments(study, researcher)
         url = page.get("next")
     assert flags[planted.public_id] == {True}
     assert all(flags[r.public_id] == {False} for r in fair)
+
+
+def test_a_rater_excluded_before_finishing_is_listed_as_stopped(study, researcher):
+    _, planted, fair = study
+    rater_exclude(rater=planted, by_user=researcher, reason="always left")
+    rows = {r.public_id: r for r in selectors.rater_rows(raters=Rater.objects.filter(project=planted.project))}
+    assert rows[planted.public_id].status == "excluded" and rows[fair[0].public_id].status == "answering"
+    assert selectors.RATER_STATUSES["excluded"] == "stopped (excluded)"
