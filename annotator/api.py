@@ -50,6 +50,7 @@ from annotator.serializers import (
     RaterSerializer,
     TaskGenerateSerializer,
     TaskSerializer,
+    rater_answer_receipt,
 )
 from annotator.throttles import NextTaskThrottle, RaterThrottle
 
@@ -438,7 +439,7 @@ class RaterJudgmentSubmit(_RaterView):
             response_time_ms=v["response_time_ms"],
             flags=v["flags"],
         )
-        return _acknowledge(RaterJudgmentSerializer(judgment).data, rater=request.rater, created=created)
+        return _acknowledge(rater_answer_receipt(judgment), rater=request.rater, created=created)
 
 
 class RaterAnnotationSubmit(RaterJudgmentSubmit):
@@ -461,7 +462,7 @@ class RaterAnnotationSubmit(RaterJudgmentSubmit):
             checklist=v["checklist"],
             response_time_ms=v["response_time_ms"],
         )
-        return _acknowledge(RaterAnnotationSerializer(annotation).data, rater=request.rater, created=created)
+        return _acknowledge(rater_answer_receipt(annotation), rater=request.rater, created=created)
 
 
 class RaterRankSubmit(RaterJudgmentSubmit):
@@ -481,7 +482,7 @@ class RaterRankSubmit(RaterJudgmentSubmit):
             instruction_version_id=v["instruction_version"],
             response_time_ms=v["response_time_ms"],
         )
-        return _acknowledge(RaterRankAnswerSerializer(answer).data, rater=request.rater, created=created)
+        return _acknowledge(rater_answer_receipt(answer), rater=request.rater, created=created)
 
 
 # Rich feedback: consolidated records and heatmaps (researchers) ------------------------------------

@@ -212,6 +212,21 @@ class RaterRankAnswerSerializer(serializers.ModelSerializer):
         fields = ["id", "idempotency_key", "assignment", "ranking", "submitted_at"]
 
 
+_RECEIPT_DATETIME = serializers.DateTimeField()
+#: The field each kind of answer adds to its receipt (RaterJudgmentSerializer, RaterAnnotationSerializer,
+#: RaterRankAnswerSerializer list the same).
+_RECEIPT_FIELD = {Judgment: "choice", Annotation: "kind", RankAnswer: "ranking"}
+
+
+def rater_answer_receipt(answer: Judgment | Annotation | RankAnswer) -> dict:
+    """What the rater's serializer of ``answer``'s model returns (the schema documents those), built directly:
+    it answers every submission, and a ModelSerializer builds its fields from the model on each use
+    (``tests/integration/test_hot_sql.py`` checks the two agree)."""
+    name = _RECEIPT_FIELD[type(answer)]
+    return {"id": answer.pk, "idempotency_key": str(answer.idempotency_key), "assignment": answer.assignment_id,
+            name: getattr(answer, name), "submitted_at": _RECEIPT_DATETIME.to_representation(answer.submitted_at)}
+
+
 class CheckCreateSerializer(serializers.Serializer):
     """A new quality check (checked by the service, which names the field of a bad value)."""
 

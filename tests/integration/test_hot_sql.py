@@ -10,7 +10,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotator import selectors, services, sql
-from annotator.models import Assignment, AssignmentState, Item, Judgment, Project, Rater, Task
+from annotator.models import (
+    Annotation,
+    Assignment,
+    AssignmentState,
+    Item,
+    Judgment,
+    Project,
+    RankAnswer,
+    Rater,
+    Task,
+)
 from tests.conftest import ready_rater, requires_postgres
 from tests.factories import ItemFactory, RaterFactory
 
@@ -216,3 +226,25 @@ def test_postgresql_prepares_the_statements_a_connection_repeats(project, rater)
     for _ in range(threshold + 1):
         assert sql.rater_with_project(rater_ids=[rater.pk], slug=project.slug, flow_state=True).pk == rater.pk
     assert any('FROM "annotator_rater" r JOIN "annotator_project" p' in statement for statement in prepared())
+
+
+@pytest.mark.parametrize("answer", [
+    Judgment(pk=41, idempotency_key=uuid.UUID("3f2b8c1e-5a4d-4e6f-9b7a-1c2d3e4f5a6b"), assignment_id=7,
+             choice="tie"),
+    Annotation(pk=42, idempotency_key=uuid.uuid4(), assignment_id=8, kind="checklist"),
+    RankAnswer(pk=43, idempotency_key=uuid.uuid4(), assignment_id=9, ranking=[[3], [1, 2]]),
+])
+def test_the_answer_receipt_is_what_the_documented_serializer_returns(answer):
+    from annotator.serializers import (
+        RaterAnnotationSerializer,
+        RaterJudgmentSerializer,
+        RaterRankAnswerSerializer,
+        rater_answer_receipt,
+    )
+
+    answer.submitted_at = timezone.now().replace(microsecond=123456)
+    serializer = {Judgment: RaterJudgmentSerializer, Annotation: RaterAnnotationSerializer,
+                  RankAnswer: RaterRankAnswerSerializer}[type(answer)]
+    documented = serializer(answer).data
+    receipt = rater_answer_receipt(answer)
+    assert receipt == documented and list(receipt) == list(documented)

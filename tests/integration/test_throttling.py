@@ -47,6 +47,33 @@ def test_submit_is_throttled_per_rater(client, project, tight_rates):
     assert Judgment.objects.count() == 2
 
 
+def test_the_answer_throttle_counts_in_windows_and_says_when_to_retry(client, project, tight_rates, monkeypatch):
+    """The rater throttles count per fixed window (constant work per request): the third answer in a minute is
+    refused with Retry-After the rest of the window; once the window is over, answers are taken again."""
+    from annotator.throttles import RaterThrottle
+
+    clock = [1_000.0]
+    monkeypatch.setattr(RaterThrottle, "timer", lambda self: clock[0])
+    client.get(join_url(project))
+    walk_to_tasks(client, project)
+
+    def answer():
+        body = client.get(reverse("rater:api_next", args=[project.slug])).json()
+        return client.post(reverse("rater:api_judgments", args=[project.slug]), {
+            "assignment": body["assignment"]["id"], "choice": "left", "idempotency_key": str(uuid.uuid4()),
+            "instruction_version": body["instruction_version"]}, content_type="application/json")
+
+    assert answer().status_code == 201
+    clock[0] += 20
+    assert answer().status_code == 201
+    clock[0] += 10
+    refused = answer()
+    assert refused.status_code == 429 and int(refused["Retry-After"]) == 30
+    clock[0] += 31  # the window that began at the first answer is over
+    assert answer().status_code == 201
+    assert Judgment.objects.count() == 3
+
+
 # Proxy headers are believed only from configured proxies ------------------------------------------------
 
 
