@@ -85,7 +85,8 @@ def test_a_refused_answer_is_reported_and_nothing_is_stored(live_server, page, s
     page.click("#demographics-continue")
     page.check("#ack")
     page.click("#instructions-continue")
-    page.wait_for_function("document.getElementById('status').textContent === ''")
+    # ready: the pair is shown and keys are taken (the status line is also empty before the first load starts)
+    page.wait_for_selector("#pairwise-app[data-state=ready]")
     page.check("#flags input[type=checkbox]")
     services.project_update(project=study, pairwise_flags=[])  # the flag is withdrawn while the page is open
     page.keyboard.press("ArrowLeft")
