@@ -9,7 +9,8 @@ ORM would give (its converters are applied, ``Model.from_db`` builds them). Each
 query it stands for; ``tests/integration/test_hot_sql.py`` checks them against those queries.
 
 They run on PostgreSQL and SQLite. Row locks (``FOR UPDATE OF``, ``SKIP LOCKED``) are used where the
-database has them (PostgreSQL); SQLite serialises writers with its ``IMMEDIATE`` transactions.
+database has them (PostgreSQL); SQLite serialises writers with its ``IMMEDIATE`` transactions. On PostgreSQL
+they are prepared once per connection (:func:`prepared_cursor`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, models
 
 from annotator.models import (
@@ -125,14 +127,35 @@ def _statement(connection, key: tuple, build: Callable[[Callable[[str], str]], s
     return sql
 
 
+def prepared_cursor(connection):
+    """A cursor for these statements. On PostgreSQL with ``settings.PREFLAB_PREPARE_THRESHOLD`` (default 5), one
+    that binds parameters on the server, so psycopg prepares a statement once it ran that many times on the
+    connection: these statements repeat with every answer, and are then parsed and planned once per connection.
+    Every other query keeps Django's client-side binding (which has no limit on the number of parameters;
+    server-side binding allows 65,535). It is Django's cursor wrapper around it: errors come as Django's, and
+    queries are logged (and counted in tests) like any."""
+    threshold = settings.PREFLAB_PREPARE_THRESHOLD
+    if connection.vendor != "postgresql" or not threshold:
+        return connection.cursor()
+    from django.db.backends.postgresql.base import ServerBindingCursor  # PostgreSQL only
+
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold != threshold:
+        raw.prepare_threshold = threshold  # client-side binding cursors (the ORM's) never prepare
+    with connection.wrap_database_errors:
+        cursor = ServerBindingCursor(raw)
+    return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
+
+
 def _one(sql: str, params: Sequence, connection) -> tuple | None:
-    with connection.cursor() as cursor:
+    with prepared_cursor(connection) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
 
 
 def _execute(sql: str, params: Sequence, connection) -> int:
-    with connection.cursor() as cursor:
+    with prepared_cursor(connection) as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
 

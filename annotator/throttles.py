@@ -82,6 +82,9 @@ class _WindowThrottle(SimpleRateThrottle):
     every request, long at the rates raters answer at. A client may send up to twice the rate across the
     boundary of two windows."""
 
+    # its own keys: a value DRF's throttle left under the old format (a list of times) is never read as a window
+    cache_format = "throttle_window_%(scope)s_%(ident)s"
+
     def allow_request(self, request, view):
         if self.rate is None:
             return True

@@ -87,14 +87,12 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Several processes (web + worker) share the embedded database: wait for locks.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
-elif "postgresql" in DATABASES["default"]["ENGINE"] and env.int("DATABASE_PREPARE_THRESHOLD", default=5) > 0:
-    # PostgreSQL: parameters bound on the server, and a statement prepared once it ran this many times on a
-    # connection (psycopg's automatic preparation), so the statements every answer repeats are parsed and
-    # planned once per connection (bench/bench_http.py: 3.3 → 2.2 ms of PostgreSQL CPU per answer). Set 0 behind a
-    # pooler in transaction mode (e.g. PgBouncer before 1.21), which cannot keep prepared statements.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        server_side_binding=True, prepare_threshold=env.int("DATABASE_PREPARE_THRESHOLD", default=5))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# PostgreSQL: the rater hot path's hand-written statements (annotator/sql.py) are prepared once they ran this
+# many times on a connection, so the statements every answer repeats are parsed and planned once
+# (bench/bench_http.py: 3.3 → 2.2 ms of PostgreSQL CPU per answer). 0 turns it off, e.g. behind a pooler in
+# transaction mode (PgBouncer before 1.21) that cannot keep prepared statements. Other queries are not prepared.
+PREFLAB_PREPARE_THRESHOLD = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://preflab")}
 # Sessions: read through the cache (no query per rater request) when the cache is shared by every process

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from annotator.errors import InvalidInput
 from annotator.models import DEMOGRAPHIC_FIELDS, Project, RankAnswer
+from annotator.sql import prepared_cursor
 from ranking import jobs, loaders
 from ranking.core.bt import fit_bt
 from ranking.core.errors import ConvergenceError
@@ -127,7 +128,7 @@ def _automatic_fit_pending(*, project_id: int, model: str) -> bool:
     """``FitRun.objects.filter(project_id=…, model=…, status=QUEUED, automatic=True).exists()``, hand-written: it
     runs with every answer (see :mod:`annotator.sql`), and the ORM's query building costs more than the look-up."""
     qn = connection.ops.quote_name
-    with connection.cursor() as cursor:
+    with prepared_cursor(connection) as cursor:
         cursor.execute(f"SELECT 1 FROM {qn(FitRun._meta.db_table)} WHERE {qn('project_id')} = %s"
                        f" AND {qn('model')} = %s AND {qn('status')} = %s AND {qn('automatic')} = %s LIMIT 1",
                        [project_id, model, FitStatus.QUEUED.value, True])

@@ -209,14 +209,15 @@ def test_the_open_assignment_is_found_as_the_orm_finds_it(project, rater):
 
 
 @requires_postgres
-def test_postgresql_prepares_the_statements_a_connection_repeats(project, rater):
-    """settings.DATABASE_PREPARE_THRESHOLD (default 5): parameters bound on the server, and a statement that ran
-    that many times on a connection is prepared, so PostgreSQL parses and plans it once."""
+def test_postgresql_prepares_the_hot_statements_and_nothing_else(project, rater):
+    """settings.PREFLAB_PREPARE_THRESHOLD (default 5): the hand-written statements bind parameters on the server and
+    one that ran that many times on a connection is prepared; the ORM keeps client-side binding, so a query with
+    more than the 65,535 parameters server-side binding allows still runs."""
     from django.conf import settings
     from django.db import connection
 
-    threshold = settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"]
-    assert settings.DATABASES["default"]["OPTIONS"]["server_side_binding"] is True and threshold >= 1
+    threshold = settings.PREFLAB_PREPARE_THRESHOLD
+    assert threshold >= 1
 
     def prepared():
         with connection.cursor() as cursor:
@@ -225,7 +226,11 @@ def test_postgresql_prepares_the_statements_a_connection_repeats(project, rater)
 
     for _ in range(threshold + 1):
         assert sql.rater_with_project(rater_ids=[rater.pk], slug=project.slug, flow_state=True).pk == rater.pk
-    assert any('FROM "annotator_rater" r JOIN "annotator_project" p' in statement for statement in prepared())
+        assert Item.objects.filter(project=project).count() == 4
+    statements = prepared()
+    assert any('FROM "annotator_rater" r JOIN "annotator_project" p' in statement for statement in statements)
+    assert not any('"annotator_item"' in statement for statement in statements)  # the ORM's query: not prepared
+    assert Item.objects.filter(pk__in=range(1, 70_001)).count() == 4
 
 
 @pytest.mark.parametrize("answer", [
