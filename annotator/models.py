@@ -531,6 +531,9 @@ class Assignment(models.Model):
     shown_order = models.JSONField(default=list, blank=True, help_text="Rank tasks: item ids as shown, left to right.")
     state = models.CharField(max_length=16, choices=AssignmentState.choices, default=AssignmentState.OPEN)
     is_repeat = models.BooleanField(default=False)
+    holds_place = models.BooleanField(
+        default=True, help_text="An answered first showing holds one of its task's places unless it was given back "
+                                "(the rater's places released) or taken by a late answer of an excluded rater.")
     repeat_of = models.OneToOneField(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="repeat"
     )

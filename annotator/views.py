@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -569,12 +570,13 @@ def rater_exclusion(request: HttpRequest, slug: str, public_id: str) -> HttpResp
         return HttpResponseBadRequest("action must be exclude or include.")
     extra = {"release_places": request.POST.get("release_places") == "on"} if action == "exclude" else {}
     try:
-        change(rater=rater, by_user=request.user, reason=request.POST.get("reason", ""), **extra)
+        entry = change(rater=rater, by_user=request.user, reason=request.POST.get("reason", ""), **extra)
     except DomainError as exc:
         return _raters_page(request, project, role, error=exc, error_rater=rater.public_id)
     if action == "exclude":
-        given_back = (" The tasks they answered were given back to other raters." if extra["release_places"]
-                      else "")
+        n = entry.places_given_back
+        given_back = (f" {n} place{pluralize(n)} of tasks they held or answered went back to other raters."
+                      if extra["release_places"] else "")
         messages.success(request, f"Excluded rater {rater.public_id}: their answers are left out of fits (a refit "
                                   "was requested) and of reports computed from now on, and they get no more tasks."
                                   f"{given_back} Recompute the agreement report to update it.")

@@ -196,7 +196,9 @@ def _assignment_answered(*, assignment: Assignment, rater: Rater) -> None:
     slot = 1 if assignment.state == AssignmentState.EXPIRED else 0
     if slot and Rater.objects.filter(pk=rater.pk, excluded_at__isnull=False).exists():
         # a late answer of a rater excluded meanwhile (their open task was given back then): stored, but it
-        # takes no place and counts towards no task, as it is left out of every fit
+        # takes no place (marked so: a later release of the rater's places must not give it back again) and
+        # counts towards no task, as it is left out of every fit
+        Assignment.objects.filter(pk=assignment.pk).update(holds_place=False)
         sql.counters_add(model=Rater, pk=rater.pk, n_judgments=1, n_checks=int(is_check))
         return
     sql.counters_add(model=Task, pk=assignment.task_id, n_judgments=1, n_assigned=slot)

@@ -23,7 +23,7 @@ rater's answers count again, and the rater may be handed tasks again.
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from annotator.errors import Conflict, InvalidInput
@@ -59,24 +59,28 @@ def _open_assignment_release(*, rater: Rater) -> None:
             Task.objects.filter(pk=task_id).update(n_assigned=F("n_assigned") - 1)
 
 
-def _places_give_back(*, rater: Rater) -> int | None:
-    """The places the rater holds, given back: the open assignment expires, and each task the rater was handed
-    (open or answered; not repeats, which hold none) gets one place back. Returns how many; None if the rater's
-    places were given back before (``places_released_at``, claimed here, so a double click does it once).
+def _places_give_back(*, rater: Rater) -> int:
+    """The places the rater holds, given back: the open assignment expires, and each task the rater answered
+    (a first showing that still holds its place: not a repeat, nor a late answer taken while excluded, nor one
+    given back before) gets one place back. Returns how many. Records the time on ``places_released_at``.
+    A second call (a double click, two researchers) finds nothing held and gives nothing back; tasks the rater
+    answered after being included again are given back by a later call.
 
     Locks the rater's assignments first, as the answer path does, so an answer arriving at the same moment
-    waits (or is waited for); then the rater (the claim), then the tasks in task order.
+    waits (or is waited for); then the rater, then the tasks in task order.
     """
     held = list(Assignment.objects.select_for_update(of=("self",))
-                .filter(rater_id=rater.pk, is_repeat=False, state__in=(AssignmentState.OPEN, AssignmentState.ANSWERED))
-                .order_by("task_id").values_list("pk", "task_id"))
-    if not Rater.objects.filter(pk=rater.pk, places_released_at__isnull=True).update(places_released_at=timezone.now()):
-        return None
+                .filter(Q(state=AssignmentState.OPEN) | Q(state=AssignmentState.ANSWERED, holds_place=True),
+                        rater_id=rater.pk, is_repeat=False)
+                .order_by("task_id").values_list("pk", "task_id", "state"))
+    Rater.objects.filter(pk=rater.pk).update(places_released_at=timezone.now())
     # only the rows read above: an assignment opened since (by a request that committed meanwhile) is left
     # to the exclusion, which expires it and gives its place back
-    Assignment.objects.filter(pk__in=[pk for pk, _ in held], state=AssignmentState.OPEN).update(
+    Assignment.objects.filter(pk__in=[pk for pk, _, state in held if state == AssignmentState.OPEN]).update(
         state=AssignmentState.EXPIRED)
-    for _, task_id in held:
+    Assignment.objects.filter(pk__in=[pk for pk, _, state in held if state == AssignmentState.ANSWERED]).update(
+        holds_place=False)
+    for _, task_id, _ in held:
         Task.objects.filter(pk=task_id).update(n_assigned=F("n_assigned") - 1)
     return len(held)
 
@@ -91,8 +95,7 @@ def rater_exclude(*, rater: Rater, by_user, reason: str, release_places: bool = 
     reason = _reason_clean(reason)
     with transaction.atomic():
         # the answer path's lock order: assignment, task, rater (a refusal below rolls the release back)
-        if release_places:
-            _places_give_back(rater=rater)
+        given_back = _places_give_back(rater=rater) if release_places else 0
         _open_assignment_release(rater=rater)
         locked = Rater.objects.select_for_update().get(pk=rater.pk)
         if locked.excluded_at is not None:
@@ -104,31 +107,22 @@ def rater_exclude(*, rater: Rater, by_user, reason: str, release_places: bool = 
         _refit_requested(project_id=locked.project_id)
     rater.excluded_at, rater.excluded_reason = locked.excluded_at, locked.excluded_reason
     rater.places_released_at = locked.places_released_at
+    entry.places_given_back = given_back
     return entry
-
-
-class _AlreadyReleased(Exception):
-    pass
 
 
 def rater_places_release(*, rater: Rater, by_user, reason: str = "") -> int:
     """Give back the places a rater holds — the open assignment and every task they answered — and exclude the
     rater (if not excluded already) with ``reason`` (by default: their Prolific status). Returns how many places
-    were given back; 0 if the rater's places were released already. Used for crowd participants who will not
-    come back (:mod:`annotator.services.prolific`)."""
-    try:
-        with transaction.atomic():
-            n = _places_give_back(rater=rater)
-            if n is None:
-                raise _AlreadyReleased
-            rater.refresh_from_db(fields=["places_released_at", "crowd_status", "excluded_at", "excluded_reason"])
-            why = " ".join(reason.split()) or (
-                f"Places released: Prolific status {rater.crowd_status or 'not reported'}.")
-            if rater.excluded_at is None:
-                rater_exclude(rater=rater, by_user=by_user, reason=why)
-    except _AlreadyReleased:
-        return 0
-    return n
+    were given back (0 when none is held, e.g. released before). Used for crowd participants who will not come
+    back (:mod:`annotator.services.prolific`)."""
+    with transaction.atomic():
+        given_back = _places_give_back(rater=rater)
+        rater.refresh_from_db(fields=["places_released_at", "crowd_status", "excluded_at", "excluded_reason"])
+        why = " ".join(reason.split()) or f"Places released: Prolific status {rater.crowd_status or 'not reported'}."
+        if rater.excluded_at is None:
+            rater_exclude(rater=rater, by_user=by_user, reason=why)
+    return given_back
 
 
 def rater_include(*, rater: Rater, by_user, reason: str) -> RaterExclusion:

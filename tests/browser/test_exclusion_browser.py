@@ -33,7 +33,7 @@ def test_researcher_excludes_a_rater_and_their_tasks_go_to_others(live_server, p
     page.screenshot(path=str(shots / "raters-exclude-form.png"), full_page=True)
     with page.expect_navigation():
         page.click("td.exclusion button[type=submit]")
-    assert "The tasks they answered were given back to other raters" in page.content()
+    assert "2 places of tasks they held or answered went back to other raters" in page.content()
     page.screenshot(path=str(shots / "raters-excluded.png"), full_page=True)
     assert all(n == 0 for n in Task.objects.filter(pk__in=answered).values_list("n_assigned", flat=True))
     newcomer = ready_rater(project)  # is offered the tasks again

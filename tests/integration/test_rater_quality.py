@@ -13,7 +13,7 @@ from annotator import selectors, services
 from annotator.consolidation import item_feedback, project_feedback_summary
 from annotator.errors import Conflict, InvalidInput
 from annotator.models import Assignment, AssignmentState, Rater, RaterExclusion, Task
-from annotator.services.quality import rater_exclude, rater_include
+from annotator.services.quality import rater_exclude, rater_include, rater_places_release
 from annotator.views import RATER_CSV_COLUMNS
 from ranking import loaders
 from ranking.models import FitRun
@@ -309,10 +309,33 @@ def test_excluding_with_places_released_gives_the_answered_tasks_to_other_raters
     planted.refresh_from_db()
     assert planted.excluded_at is not None and planted.places_released_at is not None
     assert Rater.objects.get(pk=planted.pk).n_judgments == N_ANSWERS  # the answers stay stored
-    # included again and excluded again: the places are not given back twice
+    # included again and excluded again: the places are not given back twice, but a task answered meanwhile is
     rater_include(rater=planted, by_user=researcher, reason="mistake")
-    rater_exclude(rater=planted, by_user=researcher, reason="after all", release_places=True)
-    assert dict(Task.objects.filter(pk__in=before).values_list("pk", "n_assigned")) == after
+    planted.refresh_from_db()
+    meanwhile = services.assignment_next(rater=planted)
+    services.judgment_create(rater=planted, assignment_id=meanwhile.pk, choice="left", idempotency_key=uuid.uuid4(),
+                             instruction_version_id=planted.acknowledged_instruction_id)
+    claimed = Task.objects.get(pk=meanwhile.task_id).n_assigned
+    entry = rater_exclude(rater=planted, by_user=researcher, reason="after all", release_places=True)
+    assert entry.places_given_back == 1
+    assert Task.objects.get(pk=meanwhile.task_id).n_assigned == claimed - 1
+    assert all(Task.objects.get(pk=pk).n_assigned == after[pk] for pk in before if pk != meanwhile.task_id)
+
+
+def test_a_late_answer_while_excluded_is_not_given_back_again(study, researcher):
+    """Excluding gives the open task's place back; the rater's late answer to it takes none; releasing the
+    rater's places later must not give that place back a second time."""
+    _, planted, _ = study
+    held = services.assignment_next(rater=planted)
+    rater_exclude(rater=planted, by_user=researcher, reason="always left")
+    after_exclusion = Task.objects.get(pk=held.task_id).n_assigned
+    services.judgment_create(rater=planted, assignment_id=held.pk, choice="left", idempotency_key=uuid.uuid4(),
+                             instruction_version_id=planted.acknowledged_instruction_id)
+    assert Task.objects.get(pk=held.task_id).n_assigned == after_exclusion  # the late answer took no place
+    answered = Assignment.objects.filter(rater=planted, state=AssignmentState.ANSWERED, is_repeat=False).count()
+    assert rater_places_release(rater=planted, by_user=researcher) == answered - 1
+    assert Task.objects.get(pk=held.task_id).n_assigned == after_exclusion
+    assert rater_places_release(rater=planted, by_user=researcher) == 0  # nothing held any more
 
 
 def test_a_refused_exclusion_gives_no_place_back(study, researcher):
@@ -334,9 +357,9 @@ def test_the_page_gives_places_back_only_when_asked(client, planted_and_url, res
     assert client.post(url, {"action": "exclude", "reason": "always left"}).status_code == 302
     assert sum(Task.objects.values_list("n_assigned", flat=True)) == total  # no open task, none asked
     client.post(url, {"action": "include", "reason": "mistake"})
-    response = client.post(url, {"action": "exclude", "reason": "always left", "release_places": "on"}, follow=True)
-    assert "given back to other raters" in response.content.decode()
     places = Assignment.objects.filter(rater=planted, state=AssignmentState.ANSWERED, is_repeat=False).count()
+    response = client.post(url, {"action": "exclude", "reason": "always left", "release_places": "on"}, follow=True)
+    assert f"{places} places of tasks they held or answered went back to other raters" in response.content.decode()
     assert places and sum(Task.objects.values_list("n_assigned", flat=True)) == total - places
 
 
