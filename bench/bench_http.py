@@ -154,8 +154,16 @@ time, about 900 entries per rater at this benchmark's pace): scenario 1 258 judg
 POST p99 52.1 ms, 7.8 ms per answer; nothing lost or doubled. (On a busier host the same hour, sync -w 4 gave
 189/s with p99 123 ms and 9.8 ms per answer: contention inflates CPU time too.)
 
-Reading it: the latency targets are met with sync workers (gthread's threads, sharing one interpreter lock per
-worker, leave a longer tail: p99 101–129 ms), and nothing is lost or doubled; throughput misses by about 20%.
+Two more full runs in the next half hour, after prepared statements were limited to the hand-written ones
+and place releases began to track the places an assignment holds, on a busier host (the same code's
+in-process cost was unchanged, 2.9–3.1 ms of Python per exchange in an interleaved A/B with the code before):
+scenario 1 240 and 227 judgments/s, POST p99 104.6 and 105.8 ms, 7.7 and 8.1 ms CPU per answer; scenario 2
+GET /api/next/ p99 50.6 and 60.1 ms (p50 34.6 and 40.0 ms). Across the four full runs: 227–258/s, POST p99
+86–106 ms, next-task p99 41–60 ms.
+
+Reading it: the latency targets are met with sync workers on a quiet host and missed narrowly on a busier
+one (gthread's threads, sharing one interpreter lock per worker, leave a longer tail: p99 101–129 ms); nothing
+is lost or doubled; throughput misses by 15–25%.
 Server and database together use about 7 ms of CPU per answer and saturate the two cores (the load generator
 runs on them too): 300/s here would need about 5.5 ms. What is left is spread out — psycopg and the PostgreSQL
 protocol for 14 statements, Django REST framework's request and serializers, four Redis round trips (session,
