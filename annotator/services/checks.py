@@ -100,7 +100,9 @@ def check_passed(*, task: Task, winner_id: int | None, is_tie: bool) -> bool:
 def rater_screen_if_failing(*, rater: Rater, project: Project) -> bool:
     """After a failed check: screen the rater out if they have now failed ``project.check_fail_limit`` checks
     (and are not excluded already). Runs inside the answer's transaction, which holds the rater's row (its
-    counters were just updated), so the decision cannot race another answer. Returns True if screened out."""
+    counters were just updated), so the decision cannot race another answer. The places of the tasks the rater
+    answered are given back (:func:`annotator.services.quality.rater_exclude` with ``release_places``). Returns
+    True if screened out."""
     if not project.check_fail_limit:
         return False
     counts = Judgment.objects.filter(rater=rater, is_check=True).aggregate(
@@ -109,6 +111,8 @@ def rater_screen_if_failing(*, rater: Rater, project: Project) -> bool:
         return False
     if Rater.objects.filter(pk=rater.pk, excluded_at__isnull=False).exists():
         return False
-    rater_exclude(rater=rater, by_user=None,
+    # the tasks they answered go back to the pool, as when a researcher excludes with that option: their
+    # answers are left out of every fit, so other raters fill those places
+    rater_exclude(rater=rater, by_user=None, release_places=True,
                   reason=f"Screened out: failed {counts['failed']} of {counts['n']} quality checks.")
     return True

@@ -267,8 +267,13 @@ def test_failing_the_limit_screens_the_rater_out(researcher):
     assert rater.excluded_at is None
     FitRun.objects.filter(project=project).update(status="succeeded")
     a = next_check(rater)
+    held = dict(Task.objects.filter(assignments__rater=rater, assignments__is_repeat=False)
+                .values_list("pk", "n_assigned"))
     submit(rater, a, wrong_choice_for(a))  # failed 2 of 3: screened out
     assert rater.excluded_at is not None  # the request's rater is updated in place
+    # every task they were handed (the checks too: a check counts the raters it was handed to) has its place back
+    assert dict(Task.objects.filter(pk__in=held).values_list("pk", "n_assigned")) == {
+        pk: n - 1 for pk, n in held.items()}
     rater.refresh_from_db()
     assert rater.excluded_reason == "Screened out: failed 2 of 3 quality checks."
     assert rater.completed_at is None  # screened out is not finished (Progress counts no completion)
