@@ -11,10 +11,11 @@ same signed request resent under another ``X-Event-ID``, which the signature doe
 records the participant's new status on their rater.
 
 Participants who RETURNED, TIMED-OUT or were REJECTED hold places they will not fill.
-:func:`annotator.services.quality.rater_places_release` gives them back: the rater's open assignment expires, each task they answered
-gets its place back (its ``n_assigned`` drops by one, so another rater is handed it), and the rater is
-excluded from fits and statistics with the reason recorded (their answers stay stored: nothing is ever
-deleted, and including the rater again brings them back). Releasing is done once per rater.
+:func:`annotator.services.quality.rater_places_release` gives them back: the rater's open assignment expires,
+each task they answered gets its place back (its ``n_assigned`` drops by one, so another rater is handed it),
+and the rater is excluded from fits and statistics with the reason recorded (their answers stay stored:
+nothing is ever deleted, and including the rater again brings them back). A place is given back once
+(``Assignment.holds_place``); the batch release by status skips raters released before.
 """
 
 from __future__ import annotations
