@@ -8,8 +8,9 @@ Targets (DESIGN.md), on the 2-core machine:
 Set-up (not timed): a fresh PostgreSQL database ``preflab_bench_http`` (``DATABASE_URL`` overrides it;
 dropped and re-created here), migrated; one project (overlap 5) with 400 items (COPY) and 6,000 random
 pairwise tasks (``services.tasks_generate_random``); raters who joined, consented, answered demographics
-and read the instructions through the services, then ``VACUUM ANALYZE`` (planner statistics, as
-autovacuum keeps them on a running database); one Django database session per rater holding
+and read the instructions through the services, then ``VACUUM ANALYZE`` of the tables that hold rows (planner
+statistics as autovacuum leaves them; until 2026-12-05 evening every table, the empty answer tables too —
+``--analyze-empty`` — see the last runs below); one Django database session per rater holding
 ``SESSION_RATERS = {project id: rater id}``, whose key is the client's ``sessionid`` cookie; a generated
 32-character ``csrftoken`` cookie sent back in ``X-CSRFToken``.
 
@@ -21,9 +22,7 @@ loopback), the submit and next-task throttles raised out of the way, cache and C
 
 Load: ``--clients`` threads (one rater each, keep-alive ``http.client.HTTPConnection``), each looping
 GET ``/r/<slug>/api/next/`` then POST ``/r/<slug>/api/judgments/`` with a fresh UUID idempotency key,
-for a warm-up then a fixed measured window; they stop by themselves. Halfway through scenario 1's warm-up the
-database is analyzed, as autovacuum does on a running database (since 2026-12-05; ``--no-analyze`` leaves it out —
-see the last runs below for why it matters). Latency is per request, measured
+for a warm-up then a fixed measured window; they stop by themselves. Latency is per request, measured
 by the client (it shares the 2 cores with gunicorn and PostgreSQL, so it is pessimistic).
 
 Checks afterwards, in the database: judgments stored = 201 responses, every 201's key stored once, no
@@ -171,49 +170,50 @@ runs on them too): 300/s here would need about 5.5 ms. What is left is spread ou
 protocol for 14 statements, Django REST framework's request and serializers, four Redis round trips (session,
 throttle, progress total) — with no single large cost.
 
-What those runs measured, found later on 2026-12-05: scenario 1 starts on empty answer and assignment tables, and
-every server connection prepares its hot statements in the first seconds. PostgreSQL plans a prepared statement once
-for the statistics it has then, and for an empty table a sequential scan is cheapest — also to find one assignment by
-its primary key, or an answer by its idempotency key. Those plans were kept as the tables grew: in-process, the
-database's CPU per exchange rose from 1.0 to 2.4 ms over 6,000 answers, and ``VACUUM`` or ``ANALYZE`` (which make
-every connection plan again) brought it back to 0.9 ms, where it stayed (``EXPLAIN EXECUTE`` of the cached statement
-showed ``Seq Scan on annotator_assignment``). On a running database autovacuum analyzes a table within a minute of it
-changing by 50 rows + 10 %, and web workers renew their connections every ``CONN_MAX_AGE`` (60 s), so this is the first
-minute of a fresh installation, not a running study — but it was all these 35–45 s windows ever measured, and how far
-autovacuum got into a run was part of their spread. The benchmark now runs ``ANALYZE`` halfway through the warm-up.
-Same code (no change to the application), back to back, ``--no-loaded --seconds 20``:
+What those runs measured, found later on 2026-12-05: the set-up ran ``VACUUM ANALYZE`` on every table, the empty
+answer and assignment tables too. PostgreSQL then knows those tables are empty, and the plan each server connection
+caches for a prepared statement in the first seconds is made for an empty table: a sequential scan, also to find one
+assignment by its primary key or an answer by its idempotency key (``EXPLAIN EXECUTE`` of the cached statement showed
+``Seq Scan on annotator_assignment``). The plan is kept as the table grows: in-process, the database's CPU per
+exchange rose from 1.0 to 2.4 ms over 6,000 answers; ``VACUUM`` or ``ANALYZE`` (which make every connection plan
+again) brought it back to 0.9 ms, where it stayed. A real installation is never in that state: autovacuum analyzes a
+table only once 50 rows + 10 % of it changed, and PostgreSQL assumes at least 10 pages for a table never analyzed
+(in-process, with the answer tables left unanalyzed, 0.8 ms per exchange from the first answer to the 4,000th, no
+growth). The set-up now analyzes only the tables that hold rows; ``--analyze-empty`` reproduces the old set-up. Same
+code (no change to the application), back to back, ``--no-loaded --seconds 20``:
 
                                         judgments/s   POST p50 / p99      CPU per answer (gunicorn + PostgreSQL)
-    ANALYZE halfway through warm-up     386           40.9 / 49.3 ms      4.4 ms (3.2 + 1.2)
-    --no-analyze (as all runs above)    306           51.6 / 66.9 ms      5.7 ms (3.4 + 2.3)
+    tables with rows analyzed           375           42.1 / 53.8 ms      4.6 ms (3.3 + 1.2)
+    --analyze-empty (all runs above)    314           50.2 / 64.6 ms      5.5 ms (3.4 + 2.1)
 
-Two full runs (default arguments, 40 s measured), 2026-12-05, one after the other:
+The full benchmark with that set-up (default arguments, 40 s measured), 2026-12-05:
 
     PrefLab HTTP benchmark — Python 3.11.7, 2 CPU(s), gunicorn -w 4 -k sync, 16 client threads on the same machine
     set-up: 400 items, 6,000 tasks (overlap 5), 16 ready raters with sessions
 
-    Scenario 1 — submit loop as the browser runs it (each POST's reply carries the next task), 5 s warm-up + 40 s measured, no stored judgments before, ANALYZE halfway through the warm-up
-      judgments/s sustained        376
-      POST /api/judgments/         n= 15047  p50   42.0 ms  p95   48.2 ms  p99   52.9 ms  max   108.3 ms
-      CPU per answer                 4.5 ms  (gunicorn 3.3 ms + PostgreSQL backends 1.2 ms; 67.4 CPU-s in 40 s, 15,063 answers)
-      stored check                 201 responses 16,746, judgments stored 16,746, distinct keys stored 16,746, acknowledged keys missing 0, unacknowledged stored 0, keys stored twice 0: OK
-      replay check                 resent 1,000: responses {200: 1000}, judgments before 16,746, after 16,746: OK
+    Scenario 1 — submit loop as the browser runs it (each POST's reply carries the next task), 5 s warm-up + 40 s measured, no stored judgments before
+      judgments/s sustained        367
+      POST /api/judgments/         n= 14672  p50   43.1 ms  p95   49.3 ms  p99   52.6 ms  max   110.4 ms
+      CPU per answer                 4.6 ms  (gunicorn 3.3 ms + PostgreSQL backends 1.2 ms; 67.1 CPU-s in 40 s, 14,688 answers)
+      stored check                 201 responses 16,282, judgments stored 16,282, distinct keys stored 16,282, acknowledged keys missing 0, unacknowledged stored 0, keys stored twice 0: OK
+      replay check                 resent 1,000: responses {200: 1000}, judgments before 16,282, after 16,282: OK
 
-    Scenario 2 — 1,000,000 judgments COPYed into the project in 76 s (1,016,746 stored in all, 206,000 tasks); 16 fresh raters, GET /api/next/ before every answer
-      judgments/s sustained        226
-      GET  /api/next/              n=  9056  p50   31.5 ms  p95   38.2 ms  p99   43.5 ms  max   168.5 ms
-      POST /api/judgments/         n=  9057  p50   38.0 ms  p95   46.2 ms  p99   54.1 ms  max   180.6 ms
-      CPU per answer                 7.4 ms  (gunicorn 5.3 ms + PostgreSQL backends 2.0 ms; 66.7 CPU-s in 40 s, 9,064 answers)
+    Scenario 2 — 1,000,000 judgments COPYed into the project in 74 s (1,016,282 stored in all, 206,000 tasks); 16 fresh raters, GET /api/next/ before every answer
+      judgments/s sustained        240
+      GET  /api/next/              n=  9602  p50   29.9 ms  p95   35.3 ms  p99   38.3 ms  max   198.4 ms
+      POST /api/judgments/         n=  9597  p50   36.1 ms  p95   42.6 ms  p99   46.3 ms  max   207.4 ms
+      CPU per answer                 7.1 ms  (gunicorn 5.1 ms + PostgreSQL backends 2.0 ms; 68.1 CPU-s in 40 s, 9,610 answers)
 
-    PASS  judgments/s 376 (target ≥ 300)
+    PASS  judgments/s 367 (target ≥ 300)
     PASS  POST p99 53 ms (target ≤ 100 ms)
     PASS  none lost or doubled, replays stored nothing
-    PASS  next-task p99 with 1.0M judgments stored 43 ms (target ≤ 50 ms)
+    PASS  next-task p99 with 1.0M judgments stored 38 ms (target ≤ 50 ms)
 
-The second: scenario 1 370 judgments/s, POST p99 57.5 ms, 4.6 ms CPU per answer (3.3 + 1.2), nothing lost or doubled;
-scenario 2 GET /api/next/ p50 / p99 30.9 / 42.3 ms (scenario 2 sends a GET before every answer, two requests per
-answer, hence its lower rate). All four targets met in both. Scenario 2 was never affected: its data is COPYed and
-vacuumed before the server starts.
+Two full runs before it, with the old set-up but an ANALYZE halfway through the warm-up (tried first; it has the
+same effect): scenario 1 376 and 370 judgments/s, POST p99 52.9 and 57.5 ms, 4.5 and 4.6 ms CPU per answer;
+scenario 2 GET /api/next/ p99 43.5 and 42.3 ms. Scenario 2 (a GET before every answer: two requests per answer,
+hence its lower rate) was never affected by the set-up: its data is COPYed and vacuumed before its server starts.
+All four targets met in the three runs; nothing lost or doubled, replays stored nothing.
 """
 
 from __future__ import annotations
@@ -317,11 +317,23 @@ def raters_ready(*, project, n: int) -> list[RaterClient]:
     return clients
 
 
-def vacuum_analyze(*, url: str) -> None:
+def vacuum_analyze(*, url: str, empty_too: bool = False) -> None:
+    """``VACUUM ANALYZE`` of the tables that hold rows, as autovacuum leaves a database: it analyzes a table once
+    50 rows + 10 % changed and never one that did not change. An analyzed empty table is planned as empty for good
+    (``empty_too`` does that, as the set-up did before 2026-12-05 evening; see the module docstring); one never
+    analyzed is assumed to hold at least 10 pages."""
     import psycopg
+    from psycopg import sql
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")
+        if empty_too:
+            conn.execute("VACUUM ANALYZE")
+            return
+        tables = [name for (name,) in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename")]
+        for name in tables:
+            if conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(name))).fetchone()[0]:
+                conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(name)))
 
 
 def free_port() -> int:
@@ -530,16 +542,13 @@ def client_loop(*, port: int, client: RaterClient, stop_at: float, result: Clien
 
 
 def load_run(*, port: int, clients: list[RaterClient], warmup: float, seconds: float,
-             always_get_next: bool = False, server_pid: int = 0, dbname: str = "",
-             analyze_url: str = "") -> tuple[list[ClientResult], float, float, dict]:
+             always_get_next: bool = False, server_pid: int = 0,
+             dbname: str = "") -> tuple[list[ClientResult], float, float, dict]:
     """Run every client for ``warmup + seconds``; returns the results, the measured window and the CPU
-    seconds the server and the database used in it. With ``analyze_url``, the database is analyzed halfway
-    through the warm-up (see :func:`_analyze_at`)."""
+    seconds the server and the database used in it."""
     start = time.monotonic()
     window = (start + warmup, start + warmup + seconds)
     cpu = CpuWindow(server_pid=server_pid, dbname=dbname, t0=window[0], t1=window[1])
-    if analyze_url:
-        threading.Thread(target=_analyze_at, args=(analyze_url, start + warmup / 2), daemon=True).start()
     results = [ClientResult(client=c) for c in clients]
     threads = [threading.Thread(target=client_loop, daemon=True,
                                 kwargs=dict(port=port, client=c, stop_at=window[1], result=r, seed=i,
@@ -550,20 +559,6 @@ def load_run(*, port: int, clients: list[RaterClient], warmup: float, seconds: f
     for t in threads:
         t.join(timeout=warmup + seconds + 60)
     return results, window[0], window[1], cpu.used()
-
-
-def _analyze_at(url: str, when: float) -> None:
-    """``ANALYZE`` at ``when`` (monotonic): what autovacuum does on a running database within a minute of a table
-    changing by 50 rows + 10 %. Scenario 1 starts on empty answer and assignment tables, and the plans each server
-    connection caches for its prepared statements in the first seconds are made for empty tables (a sequential scan
-    of ``annotator_assignment`` to find one assignment by its key); they stay until the statistics change, so
-    without this the measured window would time the first minute of a fresh installation instead of a running
-    study (``--no-analyze`` shows that)."""
-    import psycopg
-
-    time.sleep(max(0.0, when - time.monotonic()))
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("ANALYZE")
 
 
 def percentiles(values: list[float]) -> dict:
@@ -655,8 +650,8 @@ def main() -> None:
     parser.add_argument("--n-judgments", type=int, default=1_000_000, help="Stored judgments for scenario 2.")
     parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
     parser.add_argument("--no-loaded", action="store_true", help="Scenario 1 only (skip the 1M-judgment load).")
-    parser.add_argument("--no-analyze", action="store_true",
-                        help="Scenario 1 without the ANALYZE halfway through the warm-up (stale plans for empty tables).")
+    parser.add_argument("--analyze-empty", action="store_true",
+                        help="Set-up analyzes the empty answer tables too (the runs before 2026-12-05 evening did).")
     parser.add_argument("--worker-class", choices=("gthread", "sync"), default=SERVER["worker_class"])
     parser.add_argument("--workers", type=int, default=SERVER["workers"])
     parser.add_argument("--threads", type=int, default=SERVER["threads"], help="Per worker (gthread only).")
@@ -691,7 +686,7 @@ def main() -> None:
     n_tasks = services.tasks_generate_random(project=project, budget=6_000, random_state=0)
     clients = raters_ready(project=project, n=args.clients)
     connections.close_all()
-    vacuum_analyze(url=url)  # planner statistics, as autovacuum would have them on a running database
+    vacuum_analyze(url=url, empty_too=args.analyze_empty)  # planner statistics, as autovacuum would leave them
     print(f"set-up: 400 items, {n_tasks:,} tasks (overlap 5), {len(clients)} ready raters with sessions")
     port = free_port()
     log_path = os.path.join(var_dir, "gunicorn.log")
@@ -700,12 +695,11 @@ def main() -> None:
     try:
         dbname = urlsplit(url).path.lstrip("/")
         results, t0, t1, cpu = load_run(port=port, clients=clients, warmup=args.warmup, seconds=args.seconds,
-                                        server_pid=proc.pid, dbname=dbname,
-                                        analyze_url="" if args.no_analyze else url)
+                                        server_pid=proc.pid, dbname=dbname)
         s = summarize(results, t0, t1)
         print(f"\nScenario 1 — submit loop as the browser runs it (each POST's reply carries the next task), "
-              f"{args.warmup:.0f} s warm-up + {args.seconds:.0f} s measured, no stored judgments before, "
-              + ("no ANALYZE" if args.no_analyze else "ANALYZE halfway through the warm-up"))
+              f"{args.warmup:.0f} s warm-up + {args.seconds:.0f} s measured, no stored judgments before"
+              + (", empty tables analyzed" if args.analyze_empty else ""))
         print(f"  judgments/s sustained        {s['rate']:.0f}")
         print_latency("POST /api/judgments/", s["post"])
         print_latency("GET  /api/next/", s["next"])
