@@ -17,7 +17,9 @@ Every answer follows the same rules, in this order:
    all in one transaction, so nothing is stored partly.
 
 A concurrent retry that wins the race shows up as an IntegrityError on the unique key: the stored
-answer is then returned as a replay.
+answer is then returned as a replay. A deadlock (PostgreSQL aborts one transaction of a cycle — e.g. two raters
+screened out at the same moment, each giving back the places of tasks the other's answer holds) is tried again
+from the start, up to :data:`DEADLOCK_ATTEMPTS` times in all, once the other transaction has finished.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from annotator import sql
@@ -43,6 +45,11 @@ from annotator.models import (
 )
 
 MAX_RESPONSE_TIME_MS = 24 * 3600 * 1000
+
+#: Tries of an answer's transaction in all when PostgreSQL aborts it to break a deadlock.
+DEADLOCK_ATTEMPTS = 3
+#: PostgreSQL's SQLSTATE for "deadlock detected".
+_DEADLOCK = "40P01"
 
 Answer = TypeVar("Answer", Judgment, Annotation, RankAnswer)
 
@@ -81,6 +88,24 @@ def answer_create(
     ):
         raise InvalidInput("response_time_ms must be a whole number of milliseconds, at most a day.",
                            field="response_time_ms")
+    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        try:
+            return _answer_store(model=model, rater=rater, assignment_id=assignment_id, key=key,
+                                 instruction_version_id=instruction_version_id, response_time_ms=response_time_ms,
+                                 kinds=kinds, wrong_kind=wrong_kind, fields=fields, after=after)
+        except OperationalError as exc:
+            # the whole transaction was rolled back; try again unless it was part of a caller's transaction
+            if getattr(exc.__cause__, "sqlstate", None) != _DEADLOCK or connection.in_atomic_block \
+                    or attempt == DEADLOCK_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _answer_store(*, model: type[Answer], rater: Rater, assignment_id: int, key: uuid.UUID,
+                  instruction_version_id: int, response_time_ms: int | None, kinds: tuple[str, ...],
+                  wrong_kind: str, fields: Callable[[Assignment], dict],
+                  after: Callable[[Answer], None] | None) -> tuple[Answer, bool]:
+    """Steps 2–6 of the module docstring, in one transaction."""
     try:
         with transaction.atomic():
             assignment = _assignment_locked(rater=rater, assignment_id=assignment_id, model=model, key=key)

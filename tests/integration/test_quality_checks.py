@@ -7,11 +7,13 @@ rater who fails ``check_fail_limit`` checks is screened out (excluded by PrefLab
 
 import csv
 import io
+import threading
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.db import connection
+from django.db.models import F
 from django.urls import reverse
 
 from annotator import selectors, services
@@ -24,7 +26,7 @@ from annotator.views import RATER_CSV_COLUMNS
 from ranking import loaders
 from ranking.models import FitRun
 from ranking.services import agreement_reports, releases
-from tests.conftest import ready_rater
+from tests.conftest import ready_rater, requires_postgres
 from tests.factories import ItemFactory, UserFactory
 from tests.integration.test_permissions import rater_client, token_client
 
@@ -287,6 +289,66 @@ def test_failing_the_limit_screens_the_rater_out(researcher):
     rater_include(rater=rater, by_user=researcher, reason="reviewed: the checks were unclear")
     assert not selectors.rater_screened_out(rater=rater)
     assert services.assignment_next(rater=rater) is not None
+
+
+def _check_handed(rater, check):
+    """An open assignment of ``check`` for ``rater``, as the check selection makes it (the test picks which)."""
+    assignment = Assignment.objects.create(task=check, rater=rater, project=rater.project,
+                                           left_item_id=check.item_a_id, right_item_id=check.item_b_id)
+    Task.objects.filter(pk=check.pk).update(n_assigned=F("n_assigned") + 1)
+    return Assignment.objects.select_related("task").get(pk=assignment.pk)
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_raters_screened_out_at_once_over_shared_checks_are_both_stored(researcher, monkeypatch):
+    """A answered check 2 and B check 1; then A fails check 1 and B check 2 at the same moment. Each answer's
+    transaction holds its own check's row (counters) and then gives back the places of every task its rater
+    answered, the other's check among them: a deadlock, which PostgreSQL breaks by aborting one. The aborted answer
+    is tried again once the other committed: both are stored (201), both raters are out, every place is back."""
+    from annotator.services import quality
+
+    project, items = make_project(researcher, n_items=4, overlap=2, fail_limit=1)
+    first, second = gold(project, items[0], items[1]), gold(project, items[2], items[3])
+    a, b = ready_rater(project), ready_rater(project)
+    for rater, check in ((a, second), (b, first)):
+        done = _check_handed(rater, check)
+        assert submit(rater, done, right_choice_for(done))[1]  # passed: holds its place
+    open_a, open_b = _check_handed(a, first), _check_handed(b, second)
+    assert dict(Task.objects.filter(pk__in=[first.pk, second.pk]).values_list("pk", "n_assigned")) == {
+        first.pk: 2, second.pk: 2}
+
+    give_back, barrier, local = quality._places_give_back, threading.Barrier(2, timeout=30), threading.local()
+
+    def both_hold_their_check(*, rater):
+        if not getattr(local, "met", False):  # the first try of each answer: wait until both hold their check row
+            local.met = True
+            barrier.wait()
+        return give_back(rater=rater)
+
+    monkeypatch.setattr(quality, "_places_give_back", both_hold_their_check)
+    results, errors = {}, []
+
+    def fail(rater, assignment):
+        try:
+            results[rater.pk] = submit(rater, assignment, wrong_choice_for(assignment))[1]
+        except Exception as exc:  # an unhandled deadlock would surface here (a 500 over HTTP)
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=fail, args=args) for args in ((a, open_a), (b, open_b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert results == {a.pk: True, b.pk: True}
+    assert Judgment.objects.filter(project=project, is_check=True).count() == 4
+    assert Rater.objects.filter(pk__in=[a.pk, b.pk], excluded_at__isnull=False).count() == 2
+    assert dict(Task.objects.filter(pk__in=[first.pk, second.pk]).values_list("pk", "n_assigned")) == {
+        first.pk: 0, second.pk: 0}
+    assert RaterExclusion.objects.filter(rater__in=[a, b]).count() == 2
 
 
 def test_a_researcher_exclusion_is_not_a_screen_out(researcher):
