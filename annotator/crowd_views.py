@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -55,7 +55,7 @@ class ProlificWebhook(APIView):
         })},
     )
     def post(self, request, slug):
-        project = get_object_or_404(Project, slug=slug)
+        project = Project.objects.filter(slug=slug).first()  # None is refused like a wrong signature (no 404)
         body = request.body  # the exact bytes Prolific signed (read before any parsing)
         receipt = prolific.prolific_event_receive(
             project=project, body=body, signature=request.headers.get(prolific.SIGNATURE_HEADER, ""),

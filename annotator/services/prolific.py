@@ -8,7 +8,9 @@ retry of one event). :func:`prolific_event_receive` verifies the signature again
 (constant-time), refuses a timestamp more than :data:`MAX_SKEW_S` away from now (a replayed request),
 stores each event once (a retry of a stored event changes nothing and is answered as a duplicate; so is the
 same signed request resent under another ``X-Event-ID``, which the signature does not cover) and
-records the participant's new status on their rater.
+records the participant's new status on their rater. A call for a slug no project has, or for a project with no
+secret, is refused like a wrongly signed one (403 ``signature_invalid``, the same words): the webhook does not
+tell which projects exist.
 
 Participants who RETURNED, TIMED-OUT or were REJECTED hold places they will not fill.
 :func:`annotator.services.quality.rater_places_release` gives them back: the rater's open assignment expires,
@@ -24,6 +26,7 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -57,14 +60,22 @@ class EventReceipt:
     duplicate: bool
 
 
-def prolific_event_receive(*, project: Project, body: bytes, signature: str, timestamp: str, event_id: str,
+#: Signs the calls for a project that takes none (unknown, or no secret set), so that they cost what a wrong
+#: signature costs; no call can be signed with it (it is made afresh by every process and never shown).
+_NO_SECRET = secrets.token_urlsafe(32)
+_NOT_SIGNED = ("The request is not signed with this project's Prolific webhook secret (or the project takes no "
+               "webhook calls: no secret is set).")
+
+
+def prolific_event_receive(*, project: Project | None, body: bytes, signature: str, timestamp: str, event_id: str,
                            now: float | None = None) -> EventReceipt:
     """Verify, store (once) and apply one webhook call. Raises Forbidden on a bad or stale signature and
-    InvalidInput on a body that is not a JSON object; nothing is stored then."""
-    secret = project.prolific_webhook_secret
-    if not secret:
-        raise Forbidden("This project has no Prolific webhook secret; set one in the project's settings.",
-                        code="webhook_not_configured")
+    InvalidInput on a body that is not a JSON object; nothing is stored then.
+
+    ``project`` None (no project has the slug) and a project without a secret are refused exactly as a wrong
+    signature is, after the same work: the answer does not tell which slugs exist or which projects take calls.
+    """
+    secret = (project.prolific_webhook_secret if project is not None else "") or _NO_SECRET
     if not signature or not timestamp:
         raise Forbidden(f"The {SIGNATURE_HEADER} and {TIMESTAMP_HEADER} headers are required.",
                         code="signature_missing")
@@ -73,9 +84,8 @@ def prolific_event_receive(*, project: Project, body: bytes, signature: str, tim
     except ValueError:
         raise Forbidden(f"{TIMESTAMP_HEADER} must be UNIX seconds.", code="signature_invalid") from None
     expected = prolific_signature(secret=secret, timestamp=timestamp, body=body)
-    if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
-        raise Forbidden("The request's signature does not match this project's webhook secret.",
-                        code="signature_invalid")
+    if not hmac.compare_digest(expected.encode(), signature.strip().encode()) or secret is _NO_SECRET:
+        raise Forbidden(_NOT_SIGNED, code="signature_invalid")
     if abs((time.time() if now is None else now) - sent_at) > MAX_SKEW_S:
         raise Forbidden(f"The request's timestamp is more than {MAX_SKEW_S} s from now (a replayed request?).",
                         code="signature_stale")

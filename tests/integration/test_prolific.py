@@ -4,6 +4,7 @@ participants who returned, timed out or were rejected."""
 import json
 import time
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from django.urls import reverse
@@ -142,14 +143,22 @@ def test_a_project_without_a_secret_refuses_every_call(project):
     crowd_rater(project, "PID_A")
     response = call(project, status_change("PID_A", "RETURNED"), secret="")
     assert response.status_code == 403
-    assert response.json()["error"]["code"] == "webhook_not_configured"
+    assert response.json()["error"]["code"] == "signature_invalid"
     assert not ProlificEvent.objects.exists()
 
 
-def test_an_unknown_project_is_404_in_the_json_shape(study):
-    response = APIClient().post("/api/hooks/prolific/no-such-project/", data=b"{}", content_type="application/json")
-    assert response.status_code == 404
-    assert response.json()["error"]["code"] == "not_found"
+def test_the_webhook_does_not_tell_which_projects_exist_or_take_calls(study):
+    """A signed call for a slug no project has, for a project without a secret and for a project whose secret
+    it was not signed with get the same answer: 403, the same code and the same words."""
+    unhooked = services.project_create(owner=study.owner, name="No webhook")
+    answers = [call(study, status_change("PID_A", "RETURNED"), secret="another_secret_0123456789"),
+               call(unhooked, status_change("PID_A", "RETURNED")),
+               call(SimpleNamespace(slug="no-such-project"), status_change("PID_A", "RETURNED"))]
+    assert not unhooked.prolific_webhook_secret and study.prolific_webhook_secret
+    assert [r.status_code for r in answers] == [403, 403, 403]
+    assert answers[0].json() == answers[1].json() == answers[2].json()
+    assert answers[0].json()["error"]["code"] == "signature_invalid"
+    assert not ProlificEvent.objects.exists()
 
 
 @pytest.mark.parametrize("body,field", [(b"not json", "body"), (b"[1, 2]", "body"),
