@@ -15,12 +15,13 @@ they are prepared once per connection (:func:`prepared_cursor`).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db import DEFAULT_DB_ALIAS, NotSupportedError, connections, models
 
 from annotator.models import (
     Assignment,
@@ -148,16 +149,41 @@ def prepared_cursor(connection):
     return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
 
 
-def _one(sql: str, params: Sequence, connection) -> tuple | None:
-    with prepared_cursor(connection) as cursor:
+#: PostgreSQL's SQLSTATE for "cached plan must not change result type" (feature_not_supported).
+_PLAN_CHANGED = "0A000"
+
+
+def _run(sql: str, params: Sequence, connection, result: Callable):
+    """``result(cursor)`` after running ``sql`` on a :func:`prepared_cursor`.
+
+    A statement prepared before a migration changed the type of a column it returns is refused by PostgreSQL
+    ("cached plan must not change result type") for as long as the connection lives. Then the connection is
+    renewed at the end of the request (Django closes it once ``close_at`` has passed) and, outside a
+    transaction, the statement runs once more unprepared; inside one the transaction is already aborted, so
+    the error goes up (that request fails; the next one has a fresh connection).
+    """
+    try:
+        with prepared_cursor(connection) as cursor:
+            cursor.execute(sql, params)
+            return result(cursor)
+    except NotSupportedError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != _PLAN_CHANGED:
+            raise
+        connection.close_at = time.monotonic()
+        if connection.in_atomic_block:
+            raise
+    with connection.cursor() as cursor:  # client-side binding: never prepared
         cursor.execute(sql, params)
-        return cursor.fetchone()
+        return result(cursor)
+
+
+def one(sql: str, params: Sequence, connection) -> tuple | None:
+    """The first row of ``sql`` (see :func:`_run`)."""
+    return _run(sql, params, connection, lambda cursor: cursor.fetchone())
 
 
 def _execute(sql: str, params: Sequence, connection) -> int:
-    with prepared_cursor(connection) as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
+    return _run(sql, params, connection, lambda cursor: cursor.rowcount)
 
 
 # The rater of a session ------------------------------------------------------------------------------
@@ -197,7 +223,7 @@ def rater_with_project(*, rater_ids: Sequence[int], project_id: int | None = Non
         return "".join(sql)
 
     sql = _statement(connection, ("rater", len(rater_ids), slug is None, flow_state), build)
-    row = _one(sql, [*rater_ids, slug if slug is not None else project_id], connection)
+    row = one(sql, [*rater_ids, slug if slug is not None else project_id], connection)
     if row is None:
         return None
     (rater, project), extra = _build_all(row, connection, _RATER, _PROJECT)
@@ -244,7 +270,7 @@ def assignment_for_answer(*, assignment_id: int, rater: Rater, answer_model: typ
         )
 
     sql = _statement(connection, ("assignment", answer_model), build)
-    row = _one(sql, [_prep(answer_model, "idempotency_key", key, connection), assignment_id, rater.pk,
+    row = one(sql, [_prep(answer_model, "idempotency_key", key, connection), assignment_id, rater.pk,
                      rater.project_id], connection)
     if row is None:
         return None
@@ -291,7 +317,7 @@ def insert(obj: models.Model, *, ignore_conflicts: bool = False, connection=None
         f" VALUES ({', '.join(['%s'] * len(fields))})"
         + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
         + f" RETURNING {qn(model._meta.pk.column)}"))
-    row = _one(sql, values, connection)
+    row = one(sql, values, connection)
     if row is None:
         return False
     obj.pk = row[0]
@@ -340,7 +366,7 @@ def task_to_claim(*, rater: Rater, slots_default: int, skip_locked: bool,
     sql = _statement(connection, ("claim", pooled, skip_locked), build)
     params = [rater.project_id, *([rater.pool_id] if pooled else []), True, CheckKind.NONE.value, slots_default,
               rater.pk, False]
-    row = _one(sql, params, connection)
+    row = one(sql, params, connection)
     if row is None:
         return None
     (task, item_a, item_b), _ = _build_all(row, connection, _CLAIM_TASK, _CLAIM_ITEM_A, _CLAIM_ITEM_B)
@@ -380,7 +406,7 @@ def assignment_open(*, rater_id: int, connection=None) -> Assignment | None:
             f" WHERE a.{qn('rater_id')} = %s AND a.{qn('state')} = %s ORDER BY a.{qn('id')} LIMIT 1"
         )
 
-    row = _one(_statement(connection, ("open",), build), [rater_id, AssignmentState.OPEN.value], connection)
+    row = one(_statement(connection, ("open",), build), [rater_id, AssignmentState.OPEN.value], connection)
     if row is None:
         return None
     (assignment, task, left_item, right_item), _ = _build_all(row, connection, _ASSIGNMENT, _TASK, _LEFT_ITEM,

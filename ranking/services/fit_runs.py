@@ -18,9 +18,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from annotator import sql as hot_sql
 from annotator.errors import InvalidInput
 from annotator.models import DEMOGRAPHIC_FIELDS, Project, RankAnswer
-from annotator.sql import prepared_cursor
 from ranking import jobs, loaders
 from ranking.core.bt import fit_bt
 from ranking.core.errors import ConvergenceError
@@ -128,11 +128,9 @@ def _automatic_fit_pending(*, project_id: int, model: str) -> bool:
     """``FitRun.objects.filter(project_id=…, model=…, status=QUEUED, automatic=True).exists()``, hand-written: it
     runs with every answer (see :mod:`annotator.sql`), and the ORM's query building costs more than the look-up."""
     qn = connection.ops.quote_name
-    with prepared_cursor(connection) as cursor:
-        cursor.execute(f"SELECT 1 FROM {qn(FitRun._meta.db_table)} WHERE {qn('project_id')} = %s"
+    return hot_sql.one(f"SELECT 1 FROM {qn(FitRun._meta.db_table)} WHERE {qn('project_id')} = %s"
                        f" AND {qn('model')} = %s AND {qn('status')} = %s AND {qn('automatic')} = %s LIMIT 1",
-                       [project_id, model, FitStatus.QUEUED.value, True])
-        return cursor.fetchone() is not None
+                       [project_id, model, FitStatus.QUEUED.value, True], connection) is not None
 
 
 def fit_run_request(*, project: Project, model: str = FitModel.BT, params: dict | None = None) -> FitRun:

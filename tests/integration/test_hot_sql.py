@@ -233,6 +233,44 @@ def test_postgresql_prepares_the_hot_statements_and_nothing_else(project, rater)
     assert Item.objects.filter(pk__in=range(1, 70_001)).count() == 4
 
 
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_prepared_before_a_column_changed_type_runs_again_and_the_connection_is_renewed():
+    """After a migration (another connection) changes the type of a column a prepared statement returns,
+    PostgreSQL refuses that statement on this connection ("cached plan must not change result type"). Outside a
+    transaction it runs once more unprepared; inside one the error goes up; either way the connection is closed at
+    the end of the request, so the next one prepares afresh."""
+    import psycopg
+    from django.conf import settings
+    from django.db import NotSupportedError, connection
+
+    table = f"hot_sql_probe_{uuid.uuid4().hex[:8]}"
+    connection.ensure_connection()
+    migrate = psycopg.connect(connection.connection.info.dsn, autocommit=True)  # as `migrate` would, elsewhere
+    try:
+        migrate.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, v integer)")
+        migrate.execute(f"INSERT INTO {table} VALUES (1, 7)")
+        connection.close_at = None
+        probe = f"SELECT v FROM {table} WHERE id = %s"
+        for _ in range(settings.PREFLAB_PREPARE_THRESHOLD + 2):
+            assert sql.one(probe, [1], connection) == (7,)
+        migrate.execute(f"ALTER TABLE {table} ALTER COLUMN v TYPE text")
+        assert connection.close_at is None
+        assert sql.one(probe, [1], connection) == ("7",)  # unprepared, with the new type
+        assert connection.close_at is not None
+        connection.close_at = None
+        migrate.execute(f"ALTER TABLE {table} ALTER COLUMN v TYPE bigint USING v::bigint")
+        with pytest.raises(NotSupportedError, match="cached plan"), transaction.atomic():
+            sql.one(probe, [1], connection)
+        assert connection.close_at is not None
+        connection.close()  # what Django does at the end of the request
+        assert sql.one(probe, [1], connection) == (7,)  # a fresh connection
+    finally:
+        connection.close()
+        migrate.execute(f"DROP TABLE IF EXISTS {table}")
+        migrate.close()
+
+
 @pytest.mark.parametrize("answer", [
     Judgment(pk=41, idempotency_key=uuid.UUID("3f2b8c1e-5a4d-4e6f-9b7a-1c2d3e4f5a6b"), assignment_id=7,
              choice="tie"),
