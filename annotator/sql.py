@@ -149,25 +149,29 @@ def prepared_cursor(connection):
     return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
 
 
-#: PostgreSQL's SQLSTATE for "cached plan must not change result type" (feature_not_supported).
-_PLAN_CHANGED = "0A000"
+def _plan_changed(exc: NotSupportedError) -> bool:
+    """PostgreSQL's "cached plan must not change result type" (SQLSTATE 0A000, which other "not supported"
+    errors share, hence the message too)."""
+    cause = exc.__cause__
+    message = getattr(getattr(cause, "diag", None), "message_primary", None) or ""
+    return getattr(cause, "sqlstate", None) == "0A000" and message.startswith("cached plan must not change")
 
 
 def _run(sql: str, params: Sequence, connection, result: Callable):
     """``result(cursor)`` after running ``sql`` on a :func:`prepared_cursor`.
 
     A statement prepared before a migration changed the type of a column it returns is refused by PostgreSQL
-    ("cached plan must not change result type") for as long as the connection lives. Then the connection is
-    renewed at the end of the request (Django closes it once ``close_at`` has passed) and, outside a
-    transaction, the statement runs once more unprepared; inside one the transaction is already aborted, so
-    the error goes up (that request fails; the next one has a fresh connection).
+    ("cached plan must not change result type"), outside a transaction every time for as long as the connection
+    lives (a rollback makes psycopg prepare afresh). Then the connection is renewed at the end of the request
+    (Django closes it once ``close_at`` has passed) and, outside a transaction, the statement runs once more
+    unprepared; inside one the transaction is already aborted, so the error goes up (that request fails).
     """
     try:
         with prepared_cursor(connection) as cursor:
             cursor.execute(sql, params)
             return result(cursor)
     except NotSupportedError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) != _PLAN_CHANGED:
+        if not _plan_changed(exc):
             raise
         connection.close_at = time.monotonic()
         if connection.in_atomic_block:

@@ -176,10 +176,12 @@ caches for a prepared statement in the first seconds is made for an empty table:
 assignment by its primary key or an answer by its idempotency key (``EXPLAIN EXECUTE`` of the cached statement showed
 ``Seq Scan on annotator_assignment``). The plan is kept as the table grows: in-process, the database's CPU per
 exchange rose from 1.0 to 2.4 ms over 6,000 answers; ``VACUUM`` or ``ANALYZE`` (which make every connection plan
-again) brought it back to 0.9 ms, where it stayed. A real installation is never in that state: autovacuum analyzes a
-table only once 50 rows + 10 % of it changed, and PostgreSQL assumes at least 10 pages for a table never analyzed
-(in-process, with the answer tables left unanalyzed, 0.8 ms per exchange from the first answer to the 4,000th, no
-growth). The set-up now analyzes only the tables that hold rows; ``--analyze-empty`` reproduces the old set-up. Same
+again) brought it back to 0.9 ms, where it stayed. A new installation is not in that state unless someone analyzes
+the empty tables (e.g. ``vacuumdb --analyze`` right after ``migrate``): autovacuum analyzes a table only once
+50 rows + 10 % of it changed, and PostgreSQL assumes at least 10 pages for a table never analyzed (in-process, with
+the answer tables left unanalyzed, 0.8 ms per exchange from the first answer to the 4,000th, no growth); and the
+plans last only until autovacuum analyzes the table again or the connection is renewed (``CONN_MAX_AGE``, 60 s),
+longer than these 35–45 s windows. The set-up now analyzes only the tables that hold rows; ``--analyze-empty`` reproduces the old set-up. Same
 code (no change to the application), back to back, ``--no-loaded --seconds 20``:
 
                                         judgments/s   POST p50 / p99      CPU per answer (gunicorn + PostgreSQL)
@@ -319,9 +321,10 @@ def raters_ready(*, project, n: int) -> list[RaterClient]:
 
 def vacuum_analyze(*, url: str, empty_too: bool = False) -> None:
     """``VACUUM ANALYZE`` of the tables that hold rows, as autovacuum leaves a database: it analyzes a table once
-    50 rows + 10 % changed and never one that did not change. An analyzed empty table is planned as empty for good
-    (``empty_too`` does that, as the set-up did before 2026-12-05 evening; see the module docstring); one never
-    analyzed is assumed to hold at least 10 pages."""
+    50 rows + 10 % changed and never one that did not change. Statements a connection prepares while an analyzed
+    table is empty keep a plan for an empty table until the table is analyzed again or the connection is renewed
+    (``empty_too`` analyzes the empty tables too, as the set-up did before 2026-12-05 evening; see the module
+    docstring); a table never analyzed is assumed to hold at least 10 pages."""
     import psycopg
     from psycopg import sql
 

@@ -242,11 +242,12 @@ def test_a_statement_prepared_before_a_column_changed_type_runs_again_and_the_co
     the end of the request, so the next one prepares afresh."""
     import psycopg
     from django.conf import settings
-    from django.db import NotSupportedError, connection
+    from django.db import NotSupportedError, close_old_connections, connection
 
     table = f"hot_sql_probe_{uuid.uuid4().hex[:8]}"
-    connection.ensure_connection()
-    migrate = psycopg.connect(connection.connection.info.dsn, autocommit=True)  # as `migrate` would, elsewhere
+    db = connection.settings_dict
+    migrate = psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
+                              password=db["PASSWORD"] or None, dbname=db["NAME"], autocommit=True)  # as `migrate`
     try:
         migrate.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, v integer)")
         migrate.execute(f"INSERT INTO {table} VALUES (1, 7)")
@@ -258,13 +259,18 @@ def test_a_statement_prepared_before_a_column_changed_type_runs_again_and_the_co
         assert connection.close_at is None
         assert sql.one(probe, [1], connection) == ("7",)  # unprepared, with the new type
         assert connection.close_at is not None
-        connection.close_at = None
+        close_old_connections()  # Django, at the end of the request: the connection is closed
+        assert connection.connection is None
+        for _ in range(settings.PREFLAB_PREPARE_THRESHOLD + 2):  # prepared afresh on the next connection
+            assert sql.one(probe, [1], connection) == ("7",)
+        connection.close_at = None  # (a new connection's own time limit, CONN_MAX_AGE, is not what is tested)
         migrate.execute(f"ALTER TABLE {table} ALTER COLUMN v TYPE bigint USING v::bigint")
         with pytest.raises(NotSupportedError, match="cached plan"), transaction.atomic():
             sql.one(probe, [1], connection)
         assert connection.close_at is not None
-        connection.close()  # what Django does at the end of the request
-        assert sql.one(probe, [1], connection) == (7,)  # a fresh connection
+        close_old_connections()
+        assert connection.connection is None
+        assert sql.one(probe, [1], connection) == (7,)
     finally:
         connection.close()
         migrate.execute(f"DROP TABLE IF EXISTS {table}")
