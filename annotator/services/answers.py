@@ -24,6 +24,7 @@ from the start, up to :data:`DEADLOCK_ATTEMPTS` times in all, once the other tra
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Callable
@@ -43,6 +44,8 @@ from annotator.models import (
     Rater,
     Task,
 )
+
+log = logging.getLogger(__name__)
 
 MAX_RESPONSE_TIME_MS = 24 * 3600 * 1000
 
@@ -98,6 +101,8 @@ def answer_create(
             if getattr(exc.__cause__, "sqlstate", None) != _DEADLOCK or connection.in_atomic_block \
                     or attempt == DEADLOCK_ATTEMPTS:
                 raise
+            log.warning("The answer to assignment %s was rolled back to break a deadlock; trying again (%d of %d).",
+                        assignment_id, attempt + 1, DEADLOCK_ATTEMPTS)
     raise AssertionError("unreachable")
 
 
