@@ -251,10 +251,11 @@ def test_a_statement_prepared_before_a_column_changed_type_runs_again_and_the_co
     try:
         migrate.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, v integer)")
         migrate.execute(f"INSERT INTO {table} VALUES (1, 7)")
-        connection.close_at = None
         probe = f"SELECT v FROM {table} WHERE id = %s"
+        connection.close()  # a new connection, whatever the tests before left open
         for _ in range(settings.PREFLAB_PREPARE_THRESHOLD + 2):
             assert sql.one(probe, [1], connection) == (7,)
+        connection.close_at = None  # (the connection's own time limit, CONN_MAX_AGE, is not what is tested)
         migrate.execute(f"ALTER TABLE {table} ALTER COLUMN v TYPE text")
         assert connection.close_at is None
         assert sql.one(probe, [1], connection) == ("7",)  # unprepared, with the new type
@@ -263,7 +264,7 @@ def test_a_statement_prepared_before_a_column_changed_type_runs_again_and_the_co
         assert connection.connection is None
         for _ in range(settings.PREFLAB_PREPARE_THRESHOLD + 2):  # prepared afresh on the next connection
             assert sql.one(probe, [1], connection) == ("7",)
-        connection.close_at = None  # (a new connection's own time limit, CONN_MAX_AGE, is not what is tested)
+        connection.close_at = None
         migrate.execute(f"ALTER TABLE {table} ALTER COLUMN v TYPE bigint USING v::bigint")
         with pytest.raises(NotSupportedError, match="cached plan"), transaction.atomic():
             sql.one(probe, [1], connection)
