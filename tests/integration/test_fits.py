@@ -209,3 +209,47 @@ def test_fit_api_and_pages(judged, client):
     other.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=outsider).key}")
     assert other.get(reverse("api_fit_scores", args=[project.slug, run_id])).status_code == 404
     assert other.post(reverse("api_fits", args=[project.slug]), {"model": "bt"}, format="json").status_code == 404
+
+
+def test_every_item_of_a_large_project_gets_a_confidence_interval(researcher):
+    """The leaderboard shows a CI for every item at any size (it once stopped above 5,000 items): 6,000 images on a
+    ring of comparisons with random chords, about 12,000 judgments stored in bulk, fitted by the worker's task."""
+    from django.utils import timezone
+
+    from annotator.models import Assignment, Item, Judgment, Task
+
+    n = 6_000
+    project = annotator_services.project_create(owner=researcher, name="Large", overlap=1)
+    instructions = annotator_services.instruction_version_create(project=project, text="Choose.",
+                                                                 created_by=researcher)
+    rater = ready_rater(project)
+    items = Item.objects.bulk_create([
+        Item(project=project, image=f"items/large/{i}.png", original_name=f"{i:04d}.png", prompt="p", width=8,
+             height=8, image_format="PNG", sha256=f"{i:064x}") for i in range(n)])
+    rng = np.random.default_rng(0)
+    pairs = {(i, (i + 1) % n) for i in range(n)} | {tuple(rng.choice(n, 2, replace=False)) for _ in range(n)}
+    pairs = sorted({(min(p), max(p)) for p in pairs})
+    tasks_ = Task.objects.bulk_create([Task(project=project, item_a=items[a], item_b=items[b], n_assigned=1,
+                                            n_judgments=1) for a, b in pairs])
+    now = timezone.now()
+    assignments = Assignment.objects.bulk_create([
+        Assignment(task=t, rater=rater, project=project, left_item_id=t.item_a_id, right_item_id=t.item_b_id,
+                   state="answered", answered_at=now) for t in tasks_])
+    lower_wins = rng.random(len(pairs)) < 0.7  # the lower-numbered image is better
+    Judgment.objects.bulk_create([
+        Judgment(project=project, task=t, assignment=a, rater=rater, instruction_version=instructions,
+                 left_item_id=t.item_a_id, right_item_id=t.item_b_id, choice="left" if won else "right",
+                 winner_id=t.item_a_id if won else t.item_b_id, loser_id=t.item_b_id if won else t.item_a_id,
+                 shown_at=now)
+        for t, a, won in zip(tasks_, assignments, lower_wins, strict=True)])
+    FitRun.objects.filter(project=project).delete()
+    run = fit_runs.fit_run_request(project=project)
+    tasks.fit_run_execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    rows = selectors.leaderboard(fit=run)
+    assert len(rows) == n
+    assert all(r.se is not None and 0 < r.se < np.inf and r.ci_low < r.strength < r.ci_high for r in rows)
+    strengths = {r.item_id: r.strength for r in rows}
+    trend = np.corrcoef(np.arange(n), [strengths[item.pk] for item in items])[0, 1]
+    assert trend < -0.3, trend  # the order the judgments follow comes out (lower-numbered images stronger)
