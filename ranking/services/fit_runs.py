@@ -155,7 +155,10 @@ def fit_sweep() -> int:
     newest_cutoff = succeeded.order_by("-cutoff_judgment_id").values("cutoff_judgment_id")[:1]
     newest_ranking_cutoff = (succeeded.filter(cutoff_ranking_id__isnull=False).order_by("-cutoff_ranking_id")
                              .values("cutoff_ranking_id")[:1])
-    latest_ranking = RankAnswer.objects.filter(project=OuterRef("pk")).order_by("-id").values("id")[:1]
+    # the study's rankings only (as loaders.latest_ranking_id): a calibration round's rankings are never fitted, so
+    # counting them made every sweep refit a project with a round (the fit's ranking cut-off stays behind them)
+    latest_ranking = (RankAnswer.objects.filter(project=OuterRef("pk"), task__pool__isnull=True)
+                      .order_by("-id").values("id")[:1])
     pending = FitRun.objects.filter(model=FitModel.BT, status__in=[FitStatus.QUEUED, FitStatus.RUNNING])
     stale = (
         Project.objects.annotate(latest=Max("judgments__id"), fitted=Subquery(newest_cutoff),

@@ -15,7 +15,7 @@ from scipy import stats
 from annotator import selectors as annotator_selectors
 from annotator import services as annotator_services
 from annotator.models import RankAnswer, Rater, Task
-from ranking import loaders, selectors
+from ranking import loaders, selectors, tasks
 from ranking.models import (
     CalibrationRound,
     FitRun,
@@ -28,6 +28,7 @@ from ranking.models import (
     RoundResult,
     RoundSchedule,
 )
+from ranking.services import fit_runs
 from ranking.services import gates as gate_services
 from ranking.services import rounds as round_services
 from tests.conftest import ready_rater
@@ -234,6 +235,11 @@ def test_round_tasks_and_study_tasks_never_mix(archive, staff, enqueued):
     assert RoundResult.objects.filter(round=round_, status="queued").exists()
     assert not FitRun.objects.filter(project=project).exists()
     assert loaders.latest_ranking_id(project_id=project.pk) is None
+    # nor does the periodic sweep refit the study for it: fitted up to its newest judgment, it is up to date
+    run = fit_runs.fit_run_request(project=project)
+    tasks.fit_run_execute(run.pk)
+    assert FitRun.objects.get(pk=run.pk).status == "succeeded"
+    assert fit_runs.fit_sweep() == 0
     progress = annotator_selectors.project_progress(project=project)
     assert progress.n_raters == 1 and progress.n_tasks == Task.objects.filter(project=project, pool=None).count()
     assert round_services.round_rater(round_=round_, user=staff).pk == rater.pk  # one rater per staff member
