@@ -1652,7 +1652,7 @@ def gating_threshold(
     rate = curve.precision if target == "precision" else curve.recall
     meets = np.flatnonzero(rate >= value)
     if meets.size == 0:
-        raise ValueError(f"no threshold reaches target_{target}={value}; the best is {rate.max():.4f}")
+        raise ValueError(f"no threshold reaches a {target} of {value:g} (the best is {rate.max():.4f})")
     # Precision target: the lowest threshold.  Recall target: the first (lowest) precision maximum.
     k = int(meets[0]) if target == "precision" else int(meets[np.argmax(curve.precision[meets])])
     t = float(curve.thresholds[k])
