@@ -143,7 +143,7 @@ def test_staff_run_a_round_in_the_browser_and_apply_its_proposal(live_server, pa
     page.wait_for_selector("#round-metrics")
     body = page.text_content("body")  # not inner_text: the headings are upper-cased by the style sheet
     assert "Human consensus" in body and "Kendall" in body
-    consensus = [name.strip() for name in page.locator(".round-items li span:not(.good-mark)").all_inner_texts()]
+    consensus = [name.strip() for name in page.locator(".round-items li .item-name").all_inner_texts()]
     names = dict(project.items.values_list("id", "original_name"))
     assert consensus == [names[i] for i in truth]
     good_row = page.locator("#round-metrics tbody tr", has_text="good")
