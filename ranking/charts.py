@@ -74,7 +74,8 @@ def bar_chart(rows, *, title: str, x_label: str = "", y_label: str = "", width: 
         }
         for i, (label, v) in enumerate(rows)
     ]
-    return {"bars": bars, "title": title, "width": width, "height": height, "peak": peak, "x_label": x_label,
+    return {"bars": bars, "all_zero": bool(rows) and not any(v for _, v in rows), "title": title, "width": width,
+            "height": height, "peak": peak, "x_label": x_label,
             "y_label": y_label, "axis_y": pad_top + inner_h, "pad_left": pad_left, "pad_top": pad_top,
             "label_y": pad_top + inner_h + 16}
 

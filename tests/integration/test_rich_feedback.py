@@ -487,3 +487,11 @@ def test_project_feedback_api_queries_do_not_grow_with_items(django_assert_max_n
     assert len(body["results"]) == 12
     assert all(r["n_raters"] == 1 and r["heatmaps"]["artifact"]["max"] == 1.0 for r in body["results"])
     assert all(r["misaligned_words"][1]["majority"] for r in body["results"])
+
+
+def test_the_feedback_page_says_no_data_yet_on_empty_score_histograms(rich_project, researcher, client):
+    """Before any rating each score histogram says so (its bars were all zero high, an empty frame)."""
+    client.force_login(researcher)
+    page = client.get(reverse("annotator:feedback", args=[rich_project.slug])).content.decode()
+    n_histograms = len(rich_project.likert_dimensions)
+    assert n_histograms >= 1 and page.count("No data yet") == n_histograms
