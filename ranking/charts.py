@@ -227,8 +227,10 @@ def gate_chart(*, threshold: list, precision: list, recall: list, chosen: float 
             "y_ticks": [{"y": y(v), "label": f"{v:g}"} for v in (0, 0.5, 1)]}
 
 
-def drift_chart(*, accuracy: list, low: list, high: list, labels: list, width: int = 360, height: int = 150) -> dict:
-    """Accuracy per time window with CI whiskers (windows left to right, oldest first)."""
+def drift_chart(*, accuracy: list, low: list, high: list, labels: list, ticks: list | None = None, width: int = 360,
+                height: int = 150) -> dict:
+    """Accuracy per time window with CI whiskers (windows left to right, oldest first). ``ticks``: short x-axis
+    labels, one per window (e.g. round numbers; at most about twelve are written)."""
     left, right, top, bottom = 34, 10, 10, 26
     values = [v for v in accuracy + low + high if v is not None] or [0.5]
     lo, hi = max(0.0, min(values) - 0.05), min(1.0, max(values) + 0.05)
@@ -238,8 +240,10 @@ def drift_chart(*, accuracy: list, low: list, high: list, labels: list, width: i
     def y(v):
         return top + span_y * (hi - v) / max(hi - lo, 1e-9)
 
+    every = -(-n // 12)
     points = [{"x": left + span_x * (i + 0.5) / n, "y": y(a), "y0": y(lv if lv is not None else a),
-               "y1": y(hv if hv is not None else a), "label": f"{labels[i] if i < len(labels) else i + 1}: {a:.3f}"}
+               "y1": y(hv if hv is not None else a), "label": f"{labels[i] if i < len(labels) else i + 1}: {a:.3f}",
+               "tick": str(ticks[i]) if ticks and i < len(ticks) and (n - 1 - i) % every == 0 else ""}
               for i, (a, lv, hv) in enumerate(zip(accuracy, low, high)) if a is not None]
     return {"width": width, "height": height, "left": left, "points": points, "axis_y": top + span_y,
             "right_x": width - right, "y_ticks": [{"y": y(v), "label": f"{v:.2f}"} for v in (lo, (lo + hi) / 2, hi)]}

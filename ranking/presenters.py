@@ -379,7 +379,8 @@ def drift_rows(drift: list[dict]) -> list[dict]:
         rounds = entry["rounds"]
         rows.append({**entry, "chart": charts.drift_chart(
             accuracy=[r["accuracy"] for r in rounds], low=[r["ci_low"] for r in rounds],
-            high=[r["ci_high"] for r in rounds], labels=[f"round {r['number']}" for r in rounds])})
+            high=[r["ci_high"] for r in rounds], labels=[f"round {r['number']}" for r in rounds],
+            ticks=[r["number"] for r in rounds])})
     return rows
 
 

@@ -476,8 +476,9 @@ def rounds_drift(*, project: Project, half_life: float = 3.0) -> list[dict]:
             np.sqrt(smoothed * (1 - smoothed) / m), np.array([r["round_sd"] for r in rows])])
         pooled = pooled_agreement(values, values - Z95 * ses, values + Z95 * ses,
                                   ages=np.array([last - r["position"] for r in rows], float), half_life=half_life)
-        entry["pooled"] = {"estimate": pooled.estimate, "ci_low": pooled.ci_low, "ci_high": pooled.ci_high,
-                           "half_life": half_life}
+        # a normal interval around an accuracy can pass 0 or 1 (all rounds at 0 or 1, floored SEs): clipped to [0, 1]
+        entry["pooled"] = {"estimate": pooled.estimate, "ci_low": max(0.0, pooled.ci_low),
+                           "ci_high": min(1.0, pooled.ci_high), "half_life": half_life}
         n_baseline = settings.PREFLAB_ROUND_ALARM_BASELINE
         entry["n_baseline"] = n_baseline
         if len(rows) > n_baseline:

@@ -446,6 +446,8 @@ def test_pages_run_a_round_end_to_end(archive, staff, client, enqueued):
     assert "Human consensus" in page and "Kendall" in page and 'id="round-proposals"' in page
     listing = client.get(reverse("ranking:rounds", args=[project.slug])).content.decode()
     assert "Round 1" in listing and "Agreement across rounds" in listing
+    # each metric's drift chart names its rounds on the x-axis
+    assert listing.count('text-anchor="middle" font-size="10">1</text>') == len(metrics)
 
 
 def test_drift_across_rounds_pools_and_alarms(archive, staff, enqueued, settings):
@@ -464,6 +466,9 @@ def test_drift_across_rounds_pools_and_alarms(archive, staff, enqueued, settings
     assert drift["good"]["pooled"]["estimate"] == pytest.approx(1.0)
     assert drift["good"]["alarm"] is None  # five baseline rounds: nothing tested yet
     assert drift["bad"]["pooled"]["estimate"] == pytest.approx(0.0, abs=1e-9)
+    # an accuracy's interval stays within [0, 1] (a normal interval around 0 or 1 would not)
+    assert drift["bad"]["pooled"]["ci_low"] == 0.0 < drift["bad"]["pooled"]["ci_high"]
+    assert drift["good"]["pooled"]["ci_low"] < drift["good"]["pooled"]["ci_high"] == 1.0
     # the metric drifts: a new run of 'good' scores turns it against the humans; the next rounds alarm
     run = MetricRun.objects.create(project=project, source="imported", status="succeeded")
     MetricScore.objects.bulk_create([MetricScore(run=run, metric=metrics["good"], item_id=i, value=-q)
