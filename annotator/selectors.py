@@ -541,23 +541,23 @@ class CheckRow:
 
 def checks_of_project(*, project: Project) -> list[CheckRow]:
     """The project's quality checks, newest first, each with raters shown it, answers and passes (one query)."""
-    answers = (Judgment.objects.filter(task_id=OuterRef("pk")).values("task_id")
-               .annotate(n=Count("id"), passed=Count("id", filter=Q(check_passed=True))).order_by())
-    shown = (Assignment.objects.filter(task_id=OuterRef("pk")).values("task_id").annotate(n=Count("id"))
-             .order_by().values("n"))
-    checks = (Task.objects.filter(project=project).exclude(check_kind=CheckKind.NONE)
-              .select_related("item_a", "item_b").order_by("-id")
-              .annotate(n_shown=Coalesce(Subquery(shown), 0),
-                        n_answered=Coalesce(Subquery(answers.values("n")), 0),
-                        n_passed=Coalesce(Subquery(answers.values("passed")), 0)))
-    return [CheckRow(task=t, n_shown=t.n_shown, n_answered=t.n_answered, n_passed=t.n_passed) for t in checks]
+    return _check_rows(Task.objects.filter(project=project).exclude(check_kind=CheckKind.NONE)
+                       .select_related("item_a", "item_b").order_by("-id"))
 
 
 def check_row(*, check: Task) -> CheckRow:
     """One quality check's row (as :func:`checks_of_project` lists it)."""
-    answers = Judgment.objects.filter(task=check).aggregate(n=Count("id"), passed=Count("id", filter=Q(check_passed=True)))
-    return CheckRow(task=check, n_shown=Assignment.objects.filter(task=check).count(), n_answered=answers["n"],
-                    n_passed=answers["passed"])
+    return _check_rows(Task.objects.filter(pk=check.pk))[0]
+
+
+def _check_rows(tasks) -> list[CheckRow]:
+    answers = (Judgment.objects.filter(task_id=OuterRef("pk")).values("task_id")
+               .annotate(n=Count("id"), passed=Count("id", filter=Q(check_passed=True))).order_by())
+    shown = (Assignment.objects.filter(task_id=OuterRef("pk")).values("task_id").annotate(n=Count("id"))
+             .order_by().values("n"))
+    checks = tasks.annotate(n_shown=Coalesce(Subquery(shown), 0), n_answered=Coalesce(Subquery(answers.values("n")), 0),
+                            n_passed=Coalesce(Subquery(answers.values("passed")), 0))
+    return [CheckRow(task=t, n_shown=t.n_shown, n_answered=t.n_answered, n_passed=t.n_passed) for t in checks]
 
 
 @dataclass(frozen=True)

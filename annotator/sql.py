@@ -275,7 +275,7 @@ def assignment_for_answer(*, assignment_id: int, rater: Rater, answer_model: typ
 
     sql = _statement(connection, ("assignment", answer_model), build)
     row = one(sql, [_prep(answer_model, "idempotency_key", key, connection), assignment_id, rater.pk,
-                     rater.project_id], connection)
+                    rater.project_id], connection)
     if row is None:
         return None
     (assignment, task, left_item), extra = _build_all(row, connection, _ASSIGNMENT, _TASK, _LEFT_ITEM)

@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 from django.db import connection
 
@@ -65,6 +67,17 @@ def ready_rater(project, **kwargs):
 @pytest.fixture
 def rater(project):
     return ready_rater(project)
+
+
+def run_concurrently(threads, caplog) -> int:
+    """Start ``threads`` and wait for them; returns how many answers were tried again after a deadlock meanwhile
+    (:func:`annotator.services.answers.answer_create` logs each retry)."""
+    with caplog.at_level(logging.WARNING, logger="annotator.services.answers"):
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    return sum("deadlock" in record.getMessage() for record in caplog.records)
 
 
 requires_postgres = pytest.mark.skipif(

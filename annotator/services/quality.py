@@ -80,8 +80,9 @@ def _places_give_back(*, rater: Rater) -> int:
         state=AssignmentState.EXPIRED)
     Assignment.objects.filter(pk__in=[pk for pk, _, state in held if state == AssignmentState.ANSWERED]).update(
         holds_place=False)
-    for _, task_id, _ in held:
-        Task.objects.filter(pk=task_id).update(n_assigned=F("n_assigned") - 1)
+    task_ids = [task_id for _, task_id, _ in held]  # one each: a rater is shown a task once (repeats hold none)
+    list(Task.objects.select_for_update().filter(pk__in=task_ids).order_by("pk").values_list("pk"))  # in task order
+    Task.objects.filter(pk__in=task_ids).update(n_assigned=F("n_assigned") - 1)
     return len(held)
 
 

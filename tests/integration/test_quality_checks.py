@@ -7,7 +7,6 @@ rater who fails ``check_fail_limit`` checks is screened out (excluded by PrefLab
 
 import csv
 import io
-import logging
 import threading
 import uuid
 from urllib.parse import parse_qs, urlsplit
@@ -27,7 +26,7 @@ from annotator.views import RATER_CSV_COLUMNS
 from ranking import loaders
 from ranking.models import FitRun
 from ranking.services import agreement_reports, releases
-from tests.conftest import ready_rater, requires_postgres
+from tests.conftest import ready_rater, requires_postgres, run_concurrently
 from tests.factories import ItemFactory, UserFactory
 from tests.integration.test_permissions import rater_client, token_client
 
@@ -339,15 +338,11 @@ def test_two_raters_screened_out_at_once_over_shared_checks_are_both_stored(rese
             connection.close()
 
     threads = [threading.Thread(target=fail, args=args) for args in ((a, open_a), (b, open_b))]
-    with caplog.at_level(logging.WARNING, logger="annotator.services.answers"):
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    retries = run_concurrently(threads, caplog)
     assert not errors, errors
     assert results == {a.pk: True, b.pk: True}
     # the cycle did close (PostgreSQL broke it by rolling one answer back), and that answer was tried again
-    assert len([r for r in caplog.records if "deadlock" in r.getMessage()]) == 1
+    assert retries == 1
     assert Judgment.objects.filter(project=project, is_check=True).count() == 4
     assert Rater.objects.filter(pk__in=[a.pk, b.pk], excluded_at__isnull=False).count() == 2
     assert dict(Task.objects.filter(pk__in=[first.pk, second.pk]).values_list("pk", "n_assigned")) == {
